@@ -1,0 +1,52 @@
+# Notiflow: `make run` shows the pipeline end to end, `make test` runs the whole suite.
+# Both build .venv from scratch when it is missing; nothing needs AWS or Docker.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+export CDK_DISABLE_VERSION_CHECK := true
+export CDK_DISABLE_CLI_TELEMETRY := true
+
+.PHONY: install test lint format run up synth bench clean lock
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,infra]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: $(STAMP) lint
+	$(VENV)/bin/pytest
+
+run: $(STAMP)
+	$(VENV)/bin/notiflow demo
+
+up: $(STAMP)
+	$(VENV)/bin/notiflow local up
+
+synth: $(STAMP)
+	$(PY) -m infrastructure.synth
+
+bench: $(STAMP)
+	$(PY) bench/throughput.py
+
+# Re-resolve the locked set after changing pyproject.toml ranges.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --disable-pip-version-check -e ".[dev,infra]"
+	.lock-venv/bin/pip freeze --exclude-editable | grep -v "^-e" > constraints.txt
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) cdk.out .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Deployed Lambda code: one thin handler per workflow step plus shared modules."""

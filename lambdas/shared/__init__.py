@@ -1,0 +1,1 @@
+"""Modules shared by every Lambda: configuration, errors, models, observability."""

@@ -1,0 +1,62 @@
+"""Names shared by the Lambdas, the CDK app and the local stack.
+
+Everything that must agree between what deploys and what runs lives here, so the
+infrastructure and the code can never drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SERVICE_NAME: Final = "notiflow"
+METRICS_NAMESPACE: Final = "Notiflow"
+
+# DynamoDB table holding one record per notification.
+TABLE_PARTITION_KEY: Final = "notificationId"
+TABLE_TTL_ATTRIBUTE: Final = "expiresAt"
+DEFAULT_TABLE_NAME: Final = "notiflow-notifications"
+DEFAULT_STATE_MACHINE_NAME: Final = "notiflow-delivery"
+DEFAULT_QUEUE_NAME: Final = "notiflow-intake"
+DEFAULT_DLQ_NAME: Final = "notiflow-intake-dlq"
+
+# Terminal and working statuses of a notification record.
+STATUS_PROCESSING: Final = "PROCESSING"
+STATUS_SUCCESS: Final = "SUCCESS"
+STATUS_FAILED: Final = "FAILED"
+STATUS_REJECTED: Final = "REJECTED"
+TERMINAL_STATUSES: Final = (STATUS_SUCCESS, STATUS_FAILED, STATUS_REJECTED)
+
+# SQS message attribute that marks a deliberate replay of a FAILED notification.
+REPLAY_ATTRIBUTE: Final = "notiflow-replay"
+
+# Lambda step names: the directory under lambdas/ and the logical function name.
+STEP_INGEST: Final = "ingest"
+STEP_VALIDATE: Final = "validate"
+STEP_DEDUPLICATE: Final = "deduplicate"
+STEP_DELIVER: Final = "deliver"
+STEP_FAILURE_GATE: Final = "failure_gate"
+WORKFLOW_STEPS: Final = (STEP_VALIDATE, STEP_DEDUPLICATE, STEP_DELIVER, STEP_FAILURE_GATE)
+
+
+def handler_path(step: str) -> str:
+    """Handler string, identical locally and on AWS (e.g. ``lambdas.deliver.handler.lambda_handler``)."""
+    return f"lambdas.{step}.handler.lambda_handler"
+
+
+class EnvVar:
+    """Environment variable names read by the Lambdas and set by the CDK app and the local stack."""
+
+    TABLE_NAME: Final = "NOTIFLOW_TABLE_NAME"
+    STATE_MACHINE_ARN: Final = "NOTIFLOW_STATE_MACHINE_ARN"
+    SIGNING_SECRET_ID: Final = "NOTIFLOW_SIGNING_SECRET_ID"  # noqa: S105 - a variable name, not a secret
+    CONNECT_TIMEOUT_SECONDS: Final = "NOTIFLOW_CONNECT_TIMEOUT_SECONDS"
+    READ_TIMEOUT_SECONDS: Final = "NOTIFLOW_READ_TIMEOUT_SECONDS"
+    MAX_RESPONSE_BYTES: Final = "NOTIFLOW_MAX_RESPONSE_BYTES"
+    ALLOWED_SCHEMES: Final = "NOTIFLOW_ALLOWED_SCHEMES"
+    ALLOW_PRIVATE_TARGETS: Final = "NOTIFLOW_ALLOW_PRIVATE_TARGETS"
+    ALLOWED_TARGET_HOSTS: Final = "NOTIFLOW_ALLOWED_TARGET_HOSTS"
+    RECORD_TTL_DAYS: Final = "NOTIFLOW_RECORD_TTL_DAYS"
+    # Powertools reads these itself; listed so the CDK app sets exactly these names.
+    POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
+    POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
+    POWERTOOLS_LOG_LEVEL: Final = "POWERTOOLS_LOG_LEVEL"

@@ -1,0 +1,1 @@
+"""The state machine definition and the one place that loads and renders it."""
