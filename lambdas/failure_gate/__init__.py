@@ -1,0 +1,1 @@
+"""The failure_gate step."""

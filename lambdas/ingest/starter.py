@@ -1,0 +1,116 @@
+"""Turning SQS messages into executions: naming, the execution input, and the start call.
+
+The execution name is the first layer of deduplication: Step Functions keeps names
+unique per state machine for 90 days, so a re-sent notification cannot start a
+second run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from lambdas.shared.constants import REPLAY_ATTRIBUTE
+from lambdas.shared.models import MAX_ID_LENGTH, MAX_NOTIFICATION_BYTES
+
+MAX_NAME_LENGTH: Final = 80
+RAW_BODY_EXCERPT: Final = 1024
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def _digest(text: str, length: int = 16) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
+
+
+def execution_name(notification_id: str, replay_of: str | None = None) -> str:
+    """Deterministic execution name for a notification id, within the 80-character name rules.
+
+    Ids made only of letters, digits, '-' and '_' and short enough are used as they
+    are (easy to find in the console); anything else keeps a readable prefix plus a
+    hash of the full id, so distinct ids never share a name. A replay gets its own
+    name derived from the replaying message's id, so SQS redelivery of the same
+    replay message still deduplicates.
+    """
+    if replay_of is not None:
+        base = execution_name(notification_id)[:50].rstrip("-_")
+        return f"{base}-replay-{_digest(replay_of, 12)}"
+    if len(notification_id) <= MAX_NAME_LENGTH and not _UNSAFE_NAME_CHARS.search(notification_id):
+        return notification_id
+    prefix = _UNSAFE_NAME_CHARS.sub("-", notification_id)[: MAX_NAME_LENGTH - 17].strip("-_") or "n"
+    return f"{prefix}-{_digest(notification_id)}"
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """One StartExecution call derived from one SQS record."""
+
+    name: str
+    input: dict[str, Any]
+
+
+def _is_replay(record: dict[str, Any]) -> bool:
+    attribute = (record.get("messageAttributes") or {}).get(REPLAY_ATTRIBUTE) or {}
+    return str(attribute.get("stringValue", "")).lower() == "true"
+
+
+def build_start_request(
+    record: dict[str, Any], queue_arn: str | None, ttl_days: int, now: float | None = None
+) -> StartRequest:
+    """Map an SQS record to an execution; a body that is not a notification still gets a run.
+
+    Bad input must never vanish: when the body is not JSON, too large, or has no
+    usable notificationId, the run is keyed by the SQS message id and the Validate
+    state rejects it with the reason, visible in the console and in the table.
+    """
+    message_id = str(record.get("messageId", ""))
+    body = record.get("body") or ""
+    now = time.time() if now is None else now
+    notification: Any = None
+    parse_error: str | None = None
+    size = len(body.encode("utf-8"))
+    if size > MAX_NOTIFICATION_BYTES:
+        parse_error = f"message body is {size} bytes, above the {MAX_NOTIFICATION_BYTES}-byte limit (200 KiB)"
+    else:
+        try:
+            notification = json.loads(body)
+        except ValueError as exc:
+            parse_error = f"body is not valid JSON ({exc})"
+    candidate = notification.get("notificationId") if isinstance(notification, dict) else None
+    usable_id = isinstance(candidate, str) and 0 < len(candidate) <= MAX_ID_LENGTH and candidate.isprintable()
+    notification_id = candidate if usable_id else f"sqs-{message_id}"
+    replay = _is_replay(record)
+    execution_input = {
+        "notificationId": notification_id,
+        "notification": notification if parse_error is None else None,
+        "rawBody": body[:RAW_BODY_EXCERPT] if parse_error else None,
+        "parseError": parse_error,
+        "source": {
+            "sqsMessageId": message_id,
+            "queueArn": queue_arn,
+            "sentTimestamp": (record.get("attributes") or {}).get("SentTimestamp"),
+        },
+        "replay": replay,
+        "expiresAt": int(now + ttl_days * 86400),
+    }
+    return StartRequest(name=execution_name(notification_id, message_id if replay else None), input=execution_input)
+
+
+def start(sfn_client: Any, state_machine_arn: str, request: StartRequest) -> tuple[str, bool]:
+    """Start the execution; returns (execution ARN or name, started). An existing name counts as done."""
+    try:
+        response = sfn_client.start_execution(
+            stateMachineArn=state_machine_arn,
+            name=request.name,
+            input=json.dumps(request.input, separators=(",", ":")),
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+            return request.name, False
+        raise
+    return response["executionArn"], True
