@@ -1,0 +1,76 @@
+"""Deliver Lambda: one HTTP attempt per invocation; Step Functions owns the retry schedule.
+
+Success returns ``{"outcome", "item"}``. Failure raises ``DeliveryRetryableError`` or
+``DeliveryPermanentError`` (the names the workflow's Retry and Catch match) with the
+same dict as JSON in the message, so the failure path records the last outcome.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from lambdas.deliver.delivery import deliver
+from lambdas.deliver.result import to_message, to_result
+from lambdas.deliver.transport import utc_iso
+from lambdas.shared.errors import DeliveryPermanentError, DeliveryRetryableError
+from lambdas.shared.models import Category, DeliverRequest, DeliveryOutcome
+from lambdas.shared.observability import bind_run, logger, metrics, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Deliver the notification once; return the result or raise the named delivery error."""
+    notification = event.get("notification") if isinstance(event, dict) else None
+    bind_run(
+        notification.get("notificationId") if isinstance(notification, dict) else None,
+        event.get("executionId") if isinstance(event, dict) else None,
+    )
+    try:
+        request = DeliverRequest.model_validate(event)
+    except ValidationError as exc:
+        outcome = _malformed(exc, notification)
+        _count(outcome)
+        logger.error("deliver input is malformed", extra={"errorDetails": outcome.errorDetails})
+        raise DeliveryPermanentError(to_message(outcome)) from None
+
+    outcome = deliver(request)
+    _count(outcome)
+    tracer.put_annotation("category", outcome.category.value)
+    if outcome.success:
+        return to_result(outcome)
+    error = DeliveryRetryableError if outcome.retryEligible else DeliveryPermanentError
+    raise error(to_message(outcome))
+
+
+def _count(outcome: DeliveryOutcome) -> None:
+    metrics.add_dimension(name="category", value=outcome.category.value)
+    metrics.add_metric(name="DeliveryAttempt", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(
+        name="DeliverySucceeded" if outcome.success else "DeliveryFailed", unit=MetricUnit.Count, value=1
+    )
+    metrics.add_metric(name="DeliveryResponseTime", unit=MetricUnit.Milliseconds, value=outcome.responseTime)
+
+
+def _malformed(exc: ValidationError, notification: object) -> DeliveryOutcome:
+    """A synthetic permanent outcome naming the bad fields (never their values: headers may hold secrets)."""
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or '<event>'}: {error['msg']}"
+        for error in exc.errors(include_input=False, include_url=False)[:10]
+    )
+    correlation = notification.get("correlationId") if isinstance(notification, dict) else None
+    return DeliveryOutcome(
+        success=False,
+        retryEligible=False,
+        category=Category.CLIENT_ERROR,
+        responseTime=0,
+        errorDetails=f"deliver input is malformed, nothing was sent: {problems}"[:2000],
+        timestamp=utc_iso(datetime.now(UTC)),
+        correlationId=correlation if isinstance(correlation, str) else None,
+    )

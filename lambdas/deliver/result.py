@@ -1,0 +1,66 @@
+"""The deliver Lambda's result: the outcome plus the DynamoDB-typed attributes the workflow writes as is."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, Final
+
+from boto3.dynamodb.types import TypeSerializer
+
+from lambdas.shared.models import Category, DeliveryOutcome
+
+MAX_MESSAGE_CHARS: Final = 30_000
+"""Error messages become the state's Cause, which Step Functions caps at 32 KB."""
+
+_SERIALIZER: Final = TypeSerializer()
+
+
+def failure_reason(outcome: DeliveryOutcome) -> str:
+    """One line for humans, e.g. ``HTTP 503 Service Unavailable after 3 attempts (SERVER_ERROR, retryable)``."""
+    if outcome.statusCode is not None:
+        what = f"HTTP {outcome.statusCode} {outcome.statusText or ''}".rstrip()
+    else:
+        what = (outcome.errorDetails or "no response")[:300]
+    plural = "attempt" if outcome.attempt == 1 else "attempts"
+    verdict = ""
+    if outcome.category is not Category.SUCCESS:
+        verdict = ", retryable" if outcome.retryEligible else ", permanent"
+    return f"{what} after {outcome.attempt} {plural} ({outcome.category.value}{verdict})"
+
+
+def _dynamo_ready(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {key: _dynamo_ready(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_dynamo_ready(item) for item in value]
+    return value
+
+
+def to_item(outcome: DeliveryOutcome) -> dict[str, Any]:
+    """Typed attribute values for RecordSuccess / RecordFailure (``deliveryResult`` as an ``M`` map)."""
+    return {
+        "deliveryResult": _SERIALIZER.serialize(_dynamo_ready(outcome.model_dump(mode="json"))),
+        "attempts": {"N": str(outcome.attempt)},
+        "lastDeliveryAttempt": {"S": outcome.timestamp},
+        "deliveredAt": {"S": outcome.httpResponseReceivedAt or outcome.timestamp},
+        "failureReason": {"S": failure_reason(outcome)},
+    }
+
+
+def to_result(outcome: DeliveryOutcome) -> dict[str, Any]:
+    """What the Lambda returns on success and puts, as JSON, in its error message on failure."""
+    return {"outcome": outcome.model_dump(mode="json"), "item": to_item(outcome)}
+
+
+def to_message(outcome: DeliveryOutcome) -> str:
+    """The error message of a failed attempt: the result as JSON, kept under the Cause limit."""
+    message = json.dumps(to_result(outcome), separators=(",", ":"))
+    if len(message) > MAX_MESSAGE_CHARS:
+        trimmed = outcome.model_copy(
+            update={"responseBodyExcerpt": None, "errorDetails": (outcome.errorDetails or "")[:2000] or None}
+        )
+        message = json.dumps(to_result(trimmed), separators=(",", ":"))
+    return message
