@@ -30,7 +30,7 @@ test: $(STAMP) lint
 	$(VENV)/bin/pytest
 
 run: $(STAMP)
-	$(VENV)/bin/notiflow demo
+	$(VENV)/bin/notiflow demo $(ARGS)
 
 up: $(STAMP)
 	$(VENV)/bin/notiflow local up

@@ -1,0 +1,1 @@
+"""Notiflow: reliable HTTP notification delivery on AWS Step Functions, with an embedded local stack."""

@@ -1,0 +1,190 @@
+"""The `notiflow` command: the local demo, the embedded stack, and run operations.
+
+Run operations work against AWS (default credential chain, the stack's outputs) or
+against the embedded stack (``--endpoint-url``) through the same boto3 code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from notiflow.deployment import Deployment, DeploymentNotFoundError, resolve
+from notiflow.operate import RunFilter, list_runs, parse_since, show_run
+from notiflow.table import render_table
+
+DEFAULT_LOCAL_PORT = 4599
+
+
+def _add_target_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("deployment")
+    group.add_argument("--endpoint-url", help="AWS API endpoint of an embedded stack, e.g. http://127.0.0.1:4599")
+    group.add_argument("--region", help="AWS region (default: AWS_REGION or us-east-1)")
+    group.add_argument("--stack-name", help="CloudFormation stack whose outputs name the resources (default Notiflow)")
+    group.add_argument("--table-name", help="notifications table (overrides discovery)")
+    group.add_argument("--state-machine-arn", help="state machine ARN (overrides discovery)")
+
+
+def _deployment(args: argparse.Namespace) -> Deployment:
+    return resolve(args.endpoint_url, args.region, args.stack_name, args.table_name, args.state_machine_arn)
+
+
+def _filter(args: argparse.Namespace) -> RunFilter:
+    return RunFilter(
+        status=args.status,
+        since=parse_since(args.since) if args.since else None,
+        host=args.host,
+        error=args.error,
+    )
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    rows = list_runs(_deployment(args).store(), _filter(args), limit=args.limit)
+    if args.json:
+        print(json.dumps([row.__dict__ for row in rows], indent=2, default=str))
+        return 0
+    table = [
+        (
+            r.notification_id,
+            r.status,
+            r.attempts,
+            r.last_status_code,
+            r.started,
+            f"{r.duration_seconds:.1f}s" if r.duration_seconds is not None else None,
+            r.error_name,
+        )
+        for r in rows
+    ]
+    headers = ("notification", "status", "attempts", "last code", "started", "duration", "error")
+    print(render_table(headers, table))
+    print(f"\n{len(rows)} notification(s)")
+    return 0
+
+
+def cmd_runs_show(args: argparse.Namespace) -> int:
+    story = show_run(_deployment(args).store(), args.id)
+    if args.json:
+        print(json.dumps(story.as_json(), indent=2, default=str))
+        return 0
+    record = story.record or {}
+    print(f"notification  {record.get('notificationId', '-')}")
+    print(f"status        {record.get('status', '-')}   attempts {record.get('attempts', 0)}")
+    if story.execution:
+        execution = story.execution
+        print(f"execution     {execution['executionArn']}")
+        print(
+            f"run status    {execution['status']}   redrives {execution.get('redriveCount', 0)}"
+            f"   started {execution['startDate']:%Y-%m-%d %H:%M:%S}"
+        )
+    if record.get("failureReason"):
+        print(f"reason        {record.get('errorName', '')}: {record['failureReason']}")
+    result = record.get("deliveryResult")
+    if result:
+        print("delivery      " + json.dumps(result, sort_keys=True, default=str))
+    print()
+    rows = []
+    for visit in story.timeline:
+        error = visit.errors[-1] if visit.errors else {}
+        cause = (error.get("cause") or "")[:60] if error else None
+        rows.append(
+            (
+                visit.entered.strftime("%H:%M:%S.%f")[:-3],
+                visit.name,
+                visit.outcome,
+                visit.retries or None,
+                error.get("error") if error else None,
+                cause,
+            )
+        )
+    print(render_table(("entered", "state", "outcome", "retries", "error", "cause"), rows, max_width=64))
+    for entry in record.get("attemptLog", []):
+        print(
+            f"  attempt {entry.get('attempt')}: {entry.get('category')} {entry.get('statusCode') or ''} "
+            f"{entry.get('responseTime')} ms {entry.get('errorDetails') or ''}".rstrip()
+        )
+    return 0
+
+
+def cmd_redrive(args: argparse.Namespace) -> int:
+    from notiflow.redrive import run_redrive_command
+
+    return run_redrive_command(_deployment(args), args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from notiflow.demo import run_demo
+
+    return run_demo(time_scale=args.time_scale, keep_running=args.keep_running, port=args.port)
+
+
+def cmd_local_up(args: argparse.Namespace) -> int:
+    from notiflow.local.server import serve
+
+    serve(port=args.port, time_scale=args.time_scale)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="notiflow", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run the whole pipeline locally on a realistic batch and print a table")
+    demo.add_argument("--time-scale", type=float, default=0.0001, help="multiply every ASL wait (default 0.0001)")
+    demo.add_argument("--keep-running", action="store_true", help="keep the stack up afterwards to inspect runs")
+    demo.add_argument("--port", type=int, default=0, help="port of the embedded AWS endpoint (default: any free)")
+    demo.set_defaults(func=cmd_demo)
+
+    local = commands.add_parser("local", help="the embedded stack").add_subparsers(dest="local_command", required=True)
+    up = local.add_parser("up", help="keep the embedded stack running on 127.0.0.1")
+    up.add_argument("--port", type=int, default=DEFAULT_LOCAL_PORT)
+    up.add_argument("--time-scale", type=float, default=1.0, help="multiply every ASL wait (e.g. 0.01)")
+    up.set_defaults(func=cmd_local_up)
+
+    runs = commands.add_parser("runs", help="find and inspect notifications").add_subparsers(
+        dest="runs_command", required=True
+    )
+    listing = runs.add_parser("list", help="notifications with status, attempts and last status code")
+    _add_target_options(listing)
+    listing.add_argument("--status", choices=["PROCESSING", "SUCCESS", "FAILED", "REJECTED"])
+    listing.add_argument("--since", help="only runs created in this window: 6h, 30m, 2d or an ISO time")
+    listing.add_argument("--host", help="only this target host")
+    listing.add_argument("--error", help="only this error name, e.g. DeliveryPermanentError")
+    listing.add_argument("--limit", type=int)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_runs_list)
+    show = runs.add_parser("show", help="record, delivery result and state-by-state timeline")
+    _add_target_options(show)
+    show.add_argument("id", help="notification id or execution ARN")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_runs_show)
+
+    redrive = commands.add_parser("redrive", help="redrive failed runs (one, or in bulk with a canary)")
+    _add_target_options(redrive)
+    redrive.add_argument("id", nargs="?", help="notification id or execution ARN")
+    redrive.add_argument("--status", default=None, choices=["FAILED"])
+    redrive.add_argument("--since", help="bulk: only runs created in this window")
+    redrive.add_argument("--host", help="bulk: only this target host")
+    redrive.add_argument("--error", help="bulk: only this error name")
+    redrive.add_argument("--rate", type=float, default=2.0, help="bulk: redrives per second after the canary")
+    redrive.add_argument("--dry-run", action="store_true", help="list what would be redriven and why not")
+    redrive.add_argument("--wait-seconds", type=float, default=120.0, help="how long to wait for the canary")
+    redrive.set_defaults(func=cmd_redrive)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `notiflow` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (DeploymentNotFoundError, LookupError, ValueError) as exc:
+        print(f"notiflow: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""``notiflow demo`` (``make run``): the real pipeline end to end on this machine.
+
+Starts the embedded stack and a local webhook receiver on 127.0.0.1, sends a
+realistic batch through SQS, waits for every run and prints what happened. Every
+cell of the table is read back from the DynamoDB record, the execution history or
+the receiver's log of requests it really received, never from what the scenario
+expected.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from notiflow.local.stack import EmbeddedStack, StackSettings
+from notiflow.receiver import Step, WebhookReceiver
+from notiflow.runs import RunStore, summarize_history
+from notiflow.table import render_table
+from workflows.definition import default_retry_policy
+
+READ_TIMEOUT_SECONDS = 1.0
+LOG_DIR = Path(".notiflow") / "demo"
+RUN_DEADLINE_SECONDS = 120.0
+
+
+@dataclass
+class Scenario:
+    """One notification of the demo batch and how its endpoint behaves."""
+
+    key: str
+    title: str
+    path: str
+    steps: list[Step] = field(default_factory=list)
+    body: dict[str, Any] | str | None = None
+    sends: int = 1
+    replay: bool = False
+    notification_id: str = ""
+    execution_names: list[str] = field(default_factory=list)
+
+
+def scenarios() -> list[Scenario]:
+    """The batch: each scenario is a path on the receiver with scripted answers."""
+    slow = READ_TIMEOUT_SECONDS + 1.0
+    return [
+        Scenario("ok", "immediate success", "/orders", [Step(200, body='{"received":true}')]),
+        Scenario("flaky", "5xx, then success", "/flaky", [Step(503), Step(502), Step(200)]),
+        Scenario(
+            "throttled",
+            "429 with Retry-After, then success",
+            "/throttled",
+            [Step(429, headers={"Retry-After": "1"}), Step(200)],
+        ),
+        Scenario("slow", "timeout, then success", "/slow", [Step(200, delay=slow), Step(200)]),
+        Scenario("gone", "permanent 4xx", "/wrong-path", [Step(404, body="no such hook")]),
+        Scenario("down", "retries exhausted", "/down", [Step(500, body="database unavailable")]),
+        Scenario("dup", "duplicate send (same message twice)", "/dup", [Step(200)], sends=2),
+        Scenario("invalid", "invalid message (breaks the contract)", "/never"),
+        Scenario("garbage", "invalid message (not JSON)", "/never", body="order 1042 shipped!!"),
+    ]
+
+
+def notification_for(scenario: Scenario, receiver: WebhookReceiver) -> dict[str, Any] | str:
+    if isinstance(scenario.body, str):
+        return scenario.body
+    notification_id = f"demo-{scenario.key}"
+    scenario.notification_id = notification_id
+    body: dict[str, Any] = {
+        "notificationId": notification_id,
+        "target": {"url": receiver.url(scenario.path), "headers": {"X-Tenant": "acme"}},
+        "payload": {"orderId": 1042, "event": scenario.title},
+        "eventType": "order.updated",
+        "correlationId": f"corr-{scenario.key}",
+    }
+    if scenario.key == "invalid":
+        body["target"] = {"url": "ftp://files.example.com/drop", "headers": {"Connection": "close"}}
+    return body
+
+
+def _wait_for_runs(store: RunStore, names: list[str], deadline: float) -> None:
+    """Bounded wait until none of the named executions is RUNNING."""
+    pending = set(names)
+    while pending and time.monotonic() < deadline:
+        for name in list(pending):
+            try:
+                status = store.describe(store.execution_arn(name))["status"]
+            except store.sfn.exceptions.ExecutionDoesNotExist:
+                continue
+            if status != "RUNNING":
+                pending.discard(name)
+        if pending:
+            time.sleep(0.2)
+    if pending:
+        raise TimeoutError(f"runs still going after {RUN_DEADLINE_SECONDS:.0f}s: {sorted(pending)}")
+
+
+def _execution_names(stack: EmbeddedStack, scenario: Scenario, message_ids: list[str]) -> list[str]:
+    from lambdas.ingest.starter import execution_name
+
+    if scenario.notification_id:
+        return [execution_name(scenario.notification_id)]
+    return [f"sqs-{message_id}" for message_id in message_ids]
+
+
+def row_for(store: RunStore, receiver: WebhookReceiver, scenario: Scenario) -> tuple[Any, ...]:
+    name = scenario.execution_names[0]
+    execution = store.describe(store.execution_arn(name))
+    notification_id = scenario.notification_id or name
+    record = store.record(notification_id) or {}
+    result = record.get("deliveryResult") or {}
+    visits = summarize_history(store.history(execution["executionArn"]))
+    retries = sum(v.retries for v in visits if v.name == "Deliver")
+    runs = [e for e in store.executions() if e["name"] in scenario.execution_names or e["name"] == name]
+    received = [
+        r for r in receiver.requests_for(scenario.path) if r.headers.get("webhook-id") == scenario.notification_id
+    ]
+    signed = sum(1 for r in received if r.signature_valid)
+    note = record.get("failureReason") or ""
+    if scenario.sends > 1:
+        note = f"{scenario.sends} messages sent -> {len(runs)} run, {len(received)} request(s) received"
+    elif record.get("status") == "SUCCESS":
+        note = f"{len(received)} request(s) received, {signed} with a valid signature"
+    return (
+        scenario.title,
+        notification_id,
+        record.get("status", "-"),
+        record.get("attempts", 0),
+        result.get("statusCode"),
+        f"{result['responseTime']} ms" if "responseTime" in result else None,
+        retries,
+        execution["status"],
+        note,
+    )
+
+
+def run_demo(time_scale: float = 0.0001, keep_running: bool = False, port: int = 0, out: TextIO | None = None) -> int:
+    """Run the batch and print the table; returns 0 when every run ended as described."""
+    out = out or sys.stdout
+    started = time.monotonic()
+    settings = StackSettings(port=port or None, time_scale=time_scale, read_timeout_seconds=READ_TIMEOUT_SECONDS)
+    log_path = _send_lambda_logs_to_file()
+    print(f"Starting the embedded stack (time scale {time_scale:g}) and a webhook receiver on 127.0.0.1 ...", file=out)
+    with EmbeddedStack(settings) as stack, WebhookReceiver(secret=stack.signing_secret) as receiver:
+        store = RunStore(
+            stack.client("dynamodb"), stack.client("stepfunctions"), stack.table_name, stack.state_machine_arn
+        )
+        batch = scenarios()
+        for scenario in batch:
+            if scenario.steps:
+                receiver.script(scenario.path, scenario.steps)
+        print(f"Delivery retry policy: {default_retry_policy().describe()}", file=out)
+        print(f"Sending {sum(s.sends for s in batch)} messages through SQS ...", file=out)
+        for scenario in batch:
+            body = notification_for(scenario, receiver)
+            message_ids = [stack.send_notification(body) for _ in range(scenario.sends)]
+            scenario.execution_names = _execution_names(stack, scenario, message_ids)
+        names = [name for scenario in batch for name in scenario.execution_names]
+        _wait_for_runs(store, names, time.monotonic() + RUN_DEADLINE_SECONDS)
+        rows = [row_for(store, receiver, scenario) for scenario in batch]
+        headers = ("scenario", "notification", "status", "attempts", "last code", "latency", "retries", "run", "note")
+        print("", file=out)
+        print(render_table(headers, rows, max_width=60), file=out)
+        elapsed = time.monotonic() - started
+        print(f"\n{len(rows)} notifications, {len(names)} runs, finished in {elapsed:.1f} s.", file=out)
+        print_next_steps(stack, batch, keep_running, out)
+        print(f"  {log_path!s:<30} the Lambda logs of this run (JSON, one line each)", file=out)
+        if keep_running:
+            print("Stack kept running; Ctrl-C stops it.", file=out)
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+    return 0
+
+
+def _send_lambda_logs_to_file() -> Path:
+    """Lambda log lines go to a file so the table stays readable; nothing is dropped."""
+    from lambdas.shared.observability import logger
+
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    path = LOG_DIR / "lambdas.log"
+    stream = path.open("w", encoding="utf-8")
+    logger.registered_handler.setStream(stream)
+    warnings.filterwarnings("ignore", category=UserWarning, module="aws_lambda_powertools")
+    return path
+
+
+def print_next_steps(stack: EmbeddedStack, batch: list[Scenario], keep_running: bool, out: TextIO) -> None:
+    failed = next((s.notification_id for s in batch if s.key == "gone"), "ID")
+    endpoint = f"--endpoint-url {stack.endpoint_url}"
+    print("\nWhere to look next:", file=out)
+    if keep_running:
+        print(f"  notiflow runs list {endpoint} --status FAILED", file=out)
+        print(f"  notiflow runs show {failed} {endpoint}", file=out)
+        print(f"  notiflow redrive {failed} {endpoint}", file=out)
+    else:
+        print("  make run ARGS=--keep-running   keep this stack up and inspect it with `notiflow runs ...`", file=out)
+    print("  make up                        a long-running stack on 127.0.0.1:4599 for your own messages", file=out)
+    print("  README.md                      the contract, the statuses and the retry schedule", file=out)

@@ -1,0 +1,97 @@
+"""Which Notiflow deployment a command talks to: AWS (stack outputs) or the embedded stack (endpoint).
+
+Both go through the same boto3 code path; only the endpoint and the way names are
+found differ.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from lambdas.shared.constants import DEFAULT_QUEUE_NAME, DEFAULT_STATE_MACHINE_NAME, DEFAULT_TABLE_NAME
+from notiflow.runs import RunStore
+
+DEFAULT_STACK_NAME = "Notiflow"
+OUTPUT_KEYS = {"QueueUrl": "queue_url", "StateMachineArn": "state_machine_arn", "TableName": "table_name"}
+
+
+class DeploymentNotFoundError(RuntimeError):
+    """The command could not tell which queue, table or state machine to use."""
+
+
+@dataclass
+class Deployment:
+    """Names and endpoint of one deployment."""
+
+    region: str
+    endpoint_url: str | None = None
+    table_name: str | None = None
+    state_machine_arn: str | None = None
+    queue_url: str | None = None
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=self.region, endpoint_url=self.endpoint_url)
+
+    def store(self) -> RunStore:
+        if not (self.table_name and self.state_machine_arn):
+            raise DeploymentNotFoundError("table name and state machine ARN are unknown")
+        return RunStore(self.client("dynamodb"), self.client("stepfunctions"), self.table_name, self.state_machine_arn)
+
+
+def resolve(
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    stack_name: str | None = None,
+    table_name: str | None = None,
+    state_machine_arn: str | None = None,
+) -> Deployment:
+    """Explicit values first, then NOTIFLOW_* variables, then the endpoint's defaults or the stack's outputs."""
+    endpoint_url = endpoint_url or os.environ.get("NOTIFLOW_ENDPOINT_URL")
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    deployment = Deployment(
+        region=region,
+        endpoint_url=endpoint_url,
+        table_name=table_name or os.environ.get("NOTIFLOW_TABLE_NAME"),
+        state_machine_arn=state_machine_arn or os.environ.get("NOTIFLOW_STATE_MACHINE_ARN"),
+    )
+    if endpoint_url:
+        if endpoint_url.startswith("http://127.0.0.1") or endpoint_url.startswith("http://localhost"):
+            os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        _from_defaults(deployment)
+    else:
+        _from_stack(deployment, stack_name or os.environ.get("NOTIFLOW_STACK_NAME", DEFAULT_STACK_NAME))
+    return deployment
+
+
+def _from_defaults(deployment: Deployment) -> None:
+    deployment.table_name = deployment.table_name or DEFAULT_TABLE_NAME
+    if not deployment.state_machine_arn:
+        machines = deployment.client("stepfunctions").list_state_machines()["stateMachines"]
+        match = [m["stateMachineArn"] for m in machines if m["name"] == DEFAULT_STATE_MACHINE_NAME]
+        if not match:
+            raise DeploymentNotFoundError(
+                f"no state machine named {DEFAULT_STATE_MACHINE_NAME} at {deployment.endpoint_url}"
+            )
+        deployment.state_machine_arn = match[0]
+    try:
+        deployment.queue_url = deployment.client("sqs").get_queue_url(QueueName=DEFAULT_QUEUE_NAME)["QueueUrl"]
+    except ClientError:  # the queue is optional for read-only commands
+        deployment.queue_url = None
+
+
+def _from_stack(deployment: Deployment, stack_name: str) -> None:
+    if deployment.table_name and deployment.state_machine_arn:
+        return
+    stacks = deployment.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    for key, attribute in OUTPUT_KEYS.items():
+        if key in outputs and not getattr(deployment, attribute):
+            setattr(deployment, attribute, outputs[key])
+    if not (deployment.table_name and deployment.state_machine_arn):
+        raise DeploymentNotFoundError(f"stack {stack_name} has no TableName/StateMachineArn outputs")
