@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 export CDK_DISABLE_VERSION_CHECK := true
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: install test lint format run up synth bench clean lock
+.PHONY: install test lint format run up synth package bench clean lock
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,7 +35,12 @@ run: $(STAMP)
 up: $(STAMP)
 	$(VENV)/bin/notiflow local up
 
+# Template, cdk-nag and cfn-lint, fully offline (the Lambda asset is the unbundled source).
 synth: $(STAMP)
+	$(PY) -m infrastructure.synth --skip-bundling
+
+# The same with the deployable asset: pip fetches Lambda-platform wheels from the package index.
+package: $(STAMP)
 	$(PY) -m infrastructure.synth
 
 bench: $(STAMP)

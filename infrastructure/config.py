@@ -1,0 +1,212 @@
+"""Deployment configuration: CDK context parsed once into a typed, validated object.
+
+Values come from ``cdk.json`` (JSON types) or ``-c key=value`` (strings); both parse the same way.
+Defaults have one home each: the delivery retry schedule is read from the ASL file, the delivery
+settings from :class:`lambdas.shared.config.Settings`. The Lambda environment rendered here is
+validated with the very parser the Lambdas run at cold start, so a deploy cannot ship settings
+the functions would refuse.
+
+Context keys (default in brackets):
+  retryIntervalSeconds, retryMaxAttempts, retryBackoffRate, retryMaxDelaySeconds [ASL file]
+  connectTimeoutSeconds [5], readTimeoutSeconds [15], maxResponseBytes [65536]
+  allowedSchemes ["https"], allowPrivateTargets [false], allowedTargetHosts [any public host]
+  recordTtlDays [90], logLevel ["INFO"], logRetentionDays [30], retainData [true]
+  maxReceiveCount [5], ingestBatchSize [10], alarmEmail [none: no SNS topic]
+  powertoolsLayerArn [AWS-managed Powertools v3 layer, python3.13 arm64, version 27]
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from lambdas.shared.config import ConfigurationError, Settings, parse_settings
+from lambdas.shared.constants import METRICS_NAMESPACE, SERVICE_NAME, EnvVar
+from workflows.definition import DELIVER_STATE, DeliveryRetryPolicy, default_retry_policy, load_definition
+
+REGION_PLACEHOLDER: Final = "{region}"
+DEFAULT_POWERTOOLS_LAYER_ARN: Final = (
+    "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:27"
+)
+"""Powertools for AWS Lambda (Python) 3.23.0, published by AWS in every commercial region."""
+LOG_RETENTION_DAYS: Final = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+DELIVER_TIMEOUT_MARGIN_SECONDS: Final = 10
+"""Room for the secret lookup and the DynamoDB write around one HTTP attempt."""
+
+_LAYER_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:(\{region\}|[a-z0-9-]+):\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_OWN_KEY_SHAPE = re.compile(r"^[a-z][A-Za-z0-9]*$")
+"""Notiflow keys are lowerCamel words; CDK's own keys carry ':' '@' or '-' and are left alone."""
+_RETRY_KEYS: Final = {
+    "interval_seconds": "retryIntervalSeconds",
+    "max_attempts": "retryMaxAttempts",
+    "backoff_rate": "retryBackoffRate",
+    "max_delay_seconds": "retryMaxDelaySeconds",
+}
+
+
+def _settings_default(field: str) -> Any:
+    return Settings.model_fields[field].default
+
+
+class ContextError(ValueError):
+    """The CDK context does not describe a valid deployment; the message names the context key."""
+
+
+class NotiflowConfig(BaseModel):
+    """Everything a deployment may choose; see the module docstring for the context keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    retry_interval_seconds: int | None = None
+    retry_max_attempts: int | None = None
+    retry_backoff_rate: float | None = None
+    retry_max_delay_seconds: int | None = None
+    connect_timeout_seconds: float = _settings_default("connect_timeout_seconds")
+    read_timeout_seconds: float = _settings_default("read_timeout_seconds")
+    max_response_bytes: int = _settings_default("max_response_bytes")
+    allowed_schemes: tuple[str, ...] = _settings_default("allowed_schemes")
+    allow_private_targets: bool = _settings_default("allow_private_targets")
+    allowed_target_hosts: tuple[str, ...] = _settings_default("allowed_target_hosts")
+    record_ttl_days: int = _settings_default("record_ttl_days")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_retention_days: int = 30
+    retain_data: bool = True
+    max_receive_count: int = Field(default=5, ge=1, le=1000)
+    ingest_batch_size: int = Field(default=10, ge=1, le=10)
+    alarm_email: str | None = None
+    powertools_layer_arn: str = DEFAULT_POWERTOOLS_LAYER_ARN
+
+    @field_validator("allowed_schemes", "allowed_target_hosts", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("alarm_email", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("alarm_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError(f"not an email address: {value!r}")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"CloudWatch Logs accepts only {list(LOG_RETENTION_DAYS)}")
+        return value
+
+    @field_validator("powertools_layer_arn")
+    @classmethod
+    def _layer(cls, value: str) -> str:
+        if not _LAYER_ARN.match(value):
+            raise ValueError("expected arn:aws:lambda:<region or {region}>:<account>:layer:<name>:<version>")
+        if "x86_64" in value:
+            raise ValueError("the functions run on arm64; use the arm64 build of the layer")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NotiflowConfig:
+        try:
+            self.retry_policy()
+        except ValueError as exc:
+            raise ValueError(_rename(str(exc), _RETRY_KEYS)) from exc
+        try:
+            parse_settings(self.settings_environment())
+        except ConfigurationError as exc:
+            message = str(exc).removeprefix("invalid Notiflow configuration: ")
+            raise ValueError(_rename(message, _SETTINGS_KEYS)) from exc
+        limit = int(load_definition()["States"][DELIVER_STATE]["TimeoutSeconds"])
+        if self.deliver_timeout_seconds >= limit:
+            raise ValueError(
+                f"connectTimeoutSeconds + readTimeoutSeconds + {DELIVER_TIMEOUT_MARGIN_SECONDS}s must stay below "
+                f"the {DELIVER_STATE} state's TimeoutSeconds ({limit}s), got {self.deliver_timeout_seconds}s"
+            )
+        return self
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any], present: Iterable[str] = ()) -> NotiflowConfig:
+        """Read every Notiflow key through ``get`` (e.g. ``app.node.try_get_context``) and validate once.
+
+        ``present`` lists the context keys that were given, so a misspelt key fails instead of
+        silently deploying the default.
+        """
+        known = {field.alias for field in cls.model_fields.values() if field.alias}
+        unknown = sorted(key for key in present if _OWN_KEY_SHAPE.match(key) and key not in known)
+        if unknown:
+            hints = [
+                f"{key} (did you mean {match[0]}?)" if (match := difflib.get_close_matches(key, known, 1)) else key
+                for key in unknown
+            ]
+            raise ContextError(f"invalid Notiflow context: unknown key {', '.join(hints)}")
+        values = {key: get(key) for key in known}
+        try:
+            return cls.model_validate({key: value for key, value in values.items() if value is not None})
+        except ValidationError as exc:
+            problems = "; ".join(
+                ": ".join(filter(None, [".".join(map(str, err["loc"])), err["msg"].replace("Value error, ", "")]))
+                for err in exc.errors()
+            )
+            raise ContextError(f"invalid Notiflow context: {problems}") from exc
+
+    def retry_policy(self) -> DeliveryRetryPolicy | None:
+        """The delivery retry override, or None to deploy the schedule written in the ASL file."""
+        overrides = {
+            "interval_seconds": self.retry_interval_seconds,
+            "max_attempts": self.retry_max_attempts,
+            "backoff_rate": self.retry_backoff_rate,
+            "max_delay_seconds": self.retry_max_delay_seconds,
+        }
+        if all(value is None for value in overrides.values()):
+            return None
+        return default_retry_policy().with_overrides(**overrides)
+
+    @property
+    def deliver_timeout_seconds(self) -> int:
+        """The deliver Lambda's timeout: one full HTTP attempt plus bookkeeping."""
+        return math.ceil(self.connect_timeout_seconds + self.read_timeout_seconds) + DELIVER_TIMEOUT_MARGIN_SECONDS
+
+    def settings_environment(self) -> dict[str, str]:
+        """Static Lambda environment shared by every function, so all steps apply the same policy."""
+        return {
+            EnvVar.CONNECT_TIMEOUT_SECONDS: f"{self.connect_timeout_seconds:g}",
+            EnvVar.READ_TIMEOUT_SECONDS: f"{self.read_timeout_seconds:g}",
+            EnvVar.MAX_RESPONSE_BYTES: str(self.max_response_bytes),
+            EnvVar.ALLOWED_SCHEMES: ",".join(self.allowed_schemes),
+            EnvVar.ALLOW_PRIVATE_TARGETS: "true" if self.allow_private_targets else "false",
+            EnvVar.ALLOWED_TARGET_HOSTS: ",".join(self.allowed_target_hosts),
+            EnvVar.RECORD_TTL_DAYS: str(self.record_ttl_days),
+            EnvVar.POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+            EnvVar.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+            EnvVar.POWERTOOLS_LOG_LEVEL: self.log_level,
+        }
+
+    def layer_arn(self, region: str) -> str:
+        """The Powertools layer ARN for the stack's region (a token in an environment-agnostic stack)."""
+        return self.powertools_layer_arn.replace(REGION_PLACEHOLDER, region)
+
+
+_SETTINGS_KEYS: Final = {f"NOTIFLOW_{field.upper()}": to_camel(field) for field in NotiflowConfig.model_fields}
+
+
+def _rename(message: str, names: dict[str, str]) -> str:
+    """Say the context key a deployer sets instead of the internal name an error was raised with."""
+    for internal, key in sorted(names.items(), key=lambda item: -len(item[0])):
+        message = message.replace(internal, key)
+    return message

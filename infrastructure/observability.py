@@ -1,0 +1,123 @@
+"""Alarms for what needs a human, and an optional SNS topic (with an email subscription) to hear them.
+
+- Failed executions: every FAILED run is a notification that was rejected or could not be delivered,
+  waiting for a look and maybe a redrive.
+- DLQ depth: a message the ingest Lambda could not turn into a run.
+- Lambda errors. Ingest and deduplicate raise only when something is broken, so one error alarms.
+  Validate and deliver raise named errors as part of the workflow contract (a rejection, a failed
+  attempt), so their alarm is on the error rate staying high: producers sending garbage, or
+  targets failing wholesale. The failure gate raises on every failed run by design; those runs
+  are already counted by the failed-executions alarm.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from infrastructure.config import NotiflowConfig
+from infrastructure.functions import NotiflowFunction, pascal
+from infrastructure.intake import Intake
+from infrastructure.workflow import Workflow
+from lambdas.shared.constants import SERVICE_NAME, STEP_DEDUPLICATE, STEP_DELIVER, STEP_VALIDATE
+
+PERIOD: Final = cdk.Duration.minutes(5)
+CONTRACT_ERROR_RATE_PERCENT: Final = 50
+CONTRACT_ERROR_PERIODS: Final = 3
+
+
+def alarm_name(construct_id: str) -> str:
+    """``FailedExecutions`` -> ``notiflow-failed-executions``: stable names to find in the console."""
+    return f"{SERVICE_NAME}-" + re.sub(r"(?<!^)(?=[A-Z])", "-", construct_id).lower()
+
+
+class Observability(Construct):
+    """CloudWatch alarms on the workflow, the DLQ and the Lambdas; actions go to the topic if there is one."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: NotiflowConfig, workflow: Workflow, intake: Intake
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.topic: sns.Topic | None = None
+        if config.alarm_email:
+            self.topic = sns.Topic(self, "AlarmTopic", display_name="Notiflow alarms", enforce_ssl=True)
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+
+        self.alarms: list[cloudwatch.Alarm] = [
+            self._at_least_one(
+                "FailedExecutions",
+                workflow.state_machine.metric_failed(period=PERIOD, statistic="Sum"),
+                "Notiflow delivery runs FAILED: rejected input or a delivery that gave up; inspect and redrive.",
+            ),
+            self._at_least_one(
+                "DeadLetterQueueNotEmpty",
+                intake.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=PERIOD, statistic="Maximum"
+                ),
+                "Notiflow intake messages reached the DLQ: ingest could not start a run for them.",
+            ),
+            self._at_least_one(
+                "IngestErrors",
+                intake.ingest.function.metric_errors(period=PERIOD, statistic="Sum"),
+                "The Notiflow ingest Lambda failed; its messages return to the queue and may reach the DLQ.",
+            ),
+            self._at_least_one(
+                "DeduplicateErrors",
+                workflow.functions[STEP_DEDUPLICATE].function.metric_errors(period=PERIOD, statistic="Sum"),
+                "The Notiflow deduplicate Lambda failed: the notifications table is unreachable or throttling.",
+            ),
+            self._error_rate(workflow.functions[STEP_VALIDATE], "Notiflow is rejecting most notifications."),
+            self._error_rate(workflow.functions[STEP_DELIVER], "Most Notiflow delivery attempts are failing."),
+        ]
+        if self.topic is not None:
+            action = cloudwatch_actions.SnsAction(self.topic)
+            for alarm in self.alarms:
+                alarm.add_alarm_action(action)
+                alarm.add_ok_action(action)
+
+    def _at_least_one(self, construct_id: str, metric: cloudwatch.IMetric, description: str) -> cloudwatch.Alarm:
+        return cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_name=alarm_name(construct_id),
+            alarm_description=description,
+            metric=metric,
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
+    def _error_rate(self, step: NotiflowFunction, description: str) -> cloudwatch.Alarm:
+        function = step.function
+        rate = cloudwatch.MathExpression(
+            expression="IF(invocations > 0, 100 * errors / invocations, 0)",
+            using_metrics={
+                "errors": function.metric_errors(period=PERIOD, statistic="Sum"),
+                "invocations": function.metric_invocations(period=PERIOD, statistic="Sum"),
+            },
+            period=PERIOD,
+            label=f"{step.step} error rate (%)",
+        )
+        construct_id = f"{pascal(step.step)}ErrorRate"
+        return cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_name=alarm_name(construct_id),
+            alarm_description=(
+                f"{description} Over {CONTRACT_ERROR_RATE_PERCENT}% of {step.step} invocations raised "
+                f"for {CONTRACT_ERROR_PERIODS} periods of {PERIOD.to_minutes()} minutes."
+            ),
+            metric=rate,
+            threshold=CONTRACT_ERROR_RATE_PERCENT,
+            evaluation_periods=CONTRACT_ERROR_PERIODS,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )

@@ -1,0 +1,57 @@
+"""The Notiflow stack: storage, workflow, intake and observability, composed in dependency order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from infrastructure.config import NotiflowConfig
+from infrastructure.functions import LambdaPackage
+from infrastructure.intake import Intake
+from infrastructure.observability import Observability
+from infrastructure.storage import Storage
+from infrastructure.workflow import Workflow
+from lambdas.shared.constants import SERVICE_NAME
+
+
+class NotiflowStack(cdk.Stack):
+    """Everything Notiflow needs in one account and region (environment-agnostic: no lookups at synth)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: NotiflowConfig, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.config = config
+        self.storage = Storage(self, "Storage", config=config)
+        package = LambdaPackage(self, "LambdaPackage", config=config)
+        self.workflow = Workflow(self, "Workflow", config=config, storage=self.storage, package=package)
+        self.intake = Intake(
+            self,
+            "Intake",
+            config=config,
+            package=package,
+            state_machine=self.workflow.state_machine,
+            table_name=self.storage.table.table_name,
+        )
+        self.observability = Observability(
+            self, "Observability", config=config, workflow=self.workflow, intake=self.intake
+        )
+        cdk.Tags.of(self).add("project", SERVICE_NAME)
+
+        cdk.CfnOutput(self, "QueueUrl", value=self.intake.queue.queue_url, description="Send notifications here")
+        cdk.CfnOutput(
+            self,
+            "DeadLetterQueueUrl",
+            value=self.intake.dead_letter_queue.queue_url,
+            description="Messages ingest gave up on",
+        )
+        cdk.CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn)
+        cdk.CfnOutput(self, "TableName", value=self.storage.table.table_name)
+        cdk.CfnOutput(
+            self,
+            "SigningSecretArn",
+            value=self.storage.signing_secret.secret_arn,
+            description="Standard Webhooks key that receivers verify signatures with",
+        )
+        if self.observability.topic is not None:
+            cdk.CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)
