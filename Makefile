@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 export CDK_DISABLE_VERSION_CHECK := true
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: install test lint format run up synth package bench clean lock
+.PHONY: install test lint format run up synth package bench clean lock chromium console screenshot
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,14 +26,24 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: $(STAMP) lint
+# Browser tests drive Debian's Chromium; install it when it is missing (CI runs as root).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+test: $(STAMP) lint chromium
 	$(VENV)/bin/pytest
 
 run: $(STAMP)
 	$(VENV)/bin/notiflow demo $(ARGS)
 
 up: $(STAMP)
-	$(VENV)/bin/notiflow local up
+	$(VENV)/bin/notiflow local up $(ARGS)
+
+# Regenerate docs/console.png from a fresh embedded stack.
+screenshot: $(STAMP) chromium
+	$(PY) scripts/screenshot_console.py
 
 # Template, cdk-nag and cfn-lint, fully offline (the Lambda asset is the unbundled source).
 synth: $(STAMP)

@@ -7,15 +7,19 @@ against the embedded stack (``--endpoint-url``) through the same boto3 code.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from notiflow.deployment import Deployment, DeploymentNotFoundError, resolve
 from notiflow.operate import RunFilter, list_runs, parse_since, show_run
 from notiflow.table import render_table
 
 DEFAULT_LOCAL_PORT = 4599
+DEFAULT_CONSOLE_PORT = 4600
 
 
 def _add_target_options(parser: argparse.ArgumentParser) -> None:
@@ -120,9 +124,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_local_up(args: argparse.Namespace) -> int:
+    from notiflow.console.server import ConsoleServer
     from notiflow.local.server import serve
 
-    serve(port=args.port, time_scale=args.time_scale)
+    consoles: list[ConsoleServer] = []
+
+    def start_console(stack: object) -> None:
+        console = ConsoleServer.for_stack(stack, port=args.console_port).start()
+        consoles.append(console)
+        print(f"\nConsole: {console.url}", flush=True)
+
+    try:
+        serve(port=args.port, time_scale=args.time_scale, on_ready=start_console)
+    finally:
+        for console in consoles:
+            console.stop()
+    return 0
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    import threading
+    import webbrowser
+
+    from notiflow.console.server import ConsoleServer
+
+    with ConsoleServer(_deployment(args).store(), port=args.port) as console:
+        print(f"Notiflow console: {console.url}  (Ctrl-C to stop)", flush=True)
+        if args.open:
+            webbrowser.open(console.url)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
     return 0
 
 
@@ -133,14 +164,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the whole pipeline locally on a realistic batch and print a table")
     demo.add_argument("--time-scale", type=float, default=0.0001, help="multiply every ASL wait (default 0.0001)")
     demo.add_argument("--keep-running", action="store_true", help="keep the stack up afterwards to inspect runs")
-    demo.add_argument("--port", type=int, default=0, help="port of the embedded AWS endpoint (default: any free)")
+    demo.add_argument(
+        "--port", type=int, default=0, help="embedded AWS endpoint port (default: 4599 when kept running)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     local = commands.add_parser("local", help="the embedded stack").add_subparsers(dest="local_command", required=True)
     up = local.add_parser("up", help="keep the embedded stack running on 127.0.0.1")
     up.add_argument("--port", type=int, default=DEFAULT_LOCAL_PORT)
     up.add_argument("--time-scale", type=float, default=1.0, help="multiply every ASL wait (e.g. 0.01)")
+    up.add_argument("--console-port", type=int, default=DEFAULT_CONSOLE_PORT, help="port of the web console")
     up.set_defaults(func=cmd_local_up)
+
+    console = commands.add_parser("console", help="the web console for runs (local stack or AWS)")
+    _add_target_options(console)
+    console.add_argument("--port", type=int, default=DEFAULT_CONSOLE_PORT)
+    console.add_argument("--open", action="store_true", help="open it in the default browser")
+    console.set_defaults(func=cmd_console)
 
     runs = commands.add_parser("runs", help="find and inspect notifications").add_subparsers(
         dest="runs_command", required=True
@@ -182,6 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DeploymentNotFoundError, LookupError, ValueError) as exc:
         print(f"notiflow: {exc}", file=sys.stderr)
         return 2
+    except (BotoCoreError, ClientError) as exc:
+        print(f"notiflow: AWS said: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         return 130
 

@@ -24,6 +24,8 @@ from workflows.definition import default_retry_policy
 
 READ_TIMEOUT_SECONDS = 1.0
 LOG_DIR = Path(".notiflow") / "demo"
+KEPT_PORT = 4599
+CONSOLE_PORT = 4600
 RUN_DEADLINE_SECONDS = 120.0
 
 
@@ -140,6 +142,8 @@ def run_demo(time_scale: float = 0.0001, keep_running: bool = False, port: int =
     """Run the batch and print the table; returns 0 when every run ended as described."""
     out = out or sys.stdout
     started = time.monotonic()
+    if keep_running and not port:
+        port = KEPT_PORT
     settings = StackSettings(port=port or None, time_scale=time_scale, read_timeout_seconds=READ_TIMEOUT_SECONDS)
     log_path = _send_lambda_logs_to_file()
     print(f"Starting the embedded stack (time scale {time_scale:g}) and a webhook receiver on 127.0.0.1 ...", file=out)
@@ -168,13 +172,31 @@ def run_demo(time_scale: float = 0.0001, keep_running: bool = False, port: int =
         print_next_steps(stack, batch, keep_running, out)
         print(f"  {log_path!s:<30} the Lambda logs of this run (JSON, one line each)", file=out)
         if keep_running:
-            print("Stack kept running; Ctrl-C stops it.", file=out)
-            try:
-                while True:
-                    time.sleep(1)
-            except KeyboardInterrupt:
-                pass
+            keep_serving(stack, receiver, batch, out)
     return 0
+
+
+def keep_serving(stack: EmbeddedStack, receiver: WebhookReceiver, batch: list[Scenario], out: TextIO) -> None:
+    """Leave everything up with the receiver fixed, so a redrive of a failed run turns it green."""
+    from notiflow.console.server import ConsoleServer
+
+    for scenario in batch:
+        if scenario.steps:
+            receiver.fix(scenario.path, [Step(200)])
+    with ConsoleServer.for_stack(stack, port=CONSOLE_PORT) as console:
+        print(f"\nConsole: {console.url}", file=out)
+        print(
+            "The receiver is now fixed: every path answers 200. Redrive demo-gone or demo-down from the console\n"
+            f"(Redrive button) or with: notiflow redrive demo-gone --endpoint-url {stack.endpoint_url}\n"
+            "Everything stays up until Ctrl-C.",
+            file=out,
+            flush=True,
+        )
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
 
 
 def _send_lambda_logs_to_file() -> Path:
@@ -198,6 +220,6 @@ def print_next_steps(stack: EmbeddedStack, batch: list[Scenario], keep_running: 
         print(f"  notiflow runs show {failed} {endpoint}", file=out)
         print(f"  notiflow redrive {failed} {endpoint}", file=out)
     else:
-        print("  make run ARGS=--keep-running   keep this stack up and inspect it with `notiflow runs ...`", file=out)
+        print("  make run ARGS=--keep-running   keep it all up: console, `notiflow runs ...`, redrive", file=out)
     print("  make up                        a long-running stack on 127.0.0.1:4599 for your own messages", file=out)
     print("  README.md                      the contract, the statuses and the retry schedule", file=out)

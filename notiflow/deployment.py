@@ -50,14 +50,14 @@ def resolve(
     table_name: str | None = None,
     state_machine_arn: str | None = None,
 ) -> Deployment:
-    """Explicit values first, then NOTIFLOW_* variables, then the endpoint's defaults or the stack's outputs."""
+    """Explicit values first, then the embedded stack's names (with an endpoint) or the stack's outputs."""
     endpoint_url = endpoint_url or os.environ.get("NOTIFLOW_ENDPOINT_URL")
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     deployment = Deployment(
         region=region,
         endpoint_url=endpoint_url,
-        table_name=table_name or os.environ.get("NOTIFLOW_TABLE_NAME"),
-        state_machine_arn=state_machine_arn or os.environ.get("NOTIFLOW_STATE_MACHINE_ARN"),
+        table_name=table_name,
+        state_machine_arn=state_machine_arn,
     )
     if endpoint_url:
         if endpoint_url.startswith("http://127.0.0.1") or endpoint_url.startswith("http://localhost"):

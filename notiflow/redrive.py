@@ -63,9 +63,8 @@ def wait_until_settled(store: RunStore, execution_arn: str, timeout: float) -> d
 class Redriver:
     """Redrives through the Step Functions API; identical against AWS and the embedded stack."""
 
-    def __init__(self, store: RunStore, out: TextIO = sys.stdout) -> None:
+    def __init__(self, store: RunStore) -> None:
         self.store = store
-        self.out = out
         self._machine_type: str | None = None
 
     @property
@@ -105,9 +104,10 @@ def bulk_redrive(
     rate: float,
     dry_run: bool,
     canary_timeout: float,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> int:
     """Canary first, then the rest at ``rate`` per second; returns a process exit code."""
+    out = out or sys.stdout
     refused = [c for c in candidates if c.refusal]
     eligible = [c for c in candidates if not c.refusal]
     for candidate in refused:

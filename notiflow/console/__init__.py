@@ -1,0 +1,1 @@
+"""Local console for Notiflow runs."""

@@ -1,0 +1,473 @@
+"""The local console: what the Step Functions console shows for Notiflow runs, served from 127.0.0.1.
+
+A small threaded HTTP server with a JSON API over a :class:`notiflow.runs.RunStore` and a
+static page (vanilla JS, inline SVG, nothing fetched from elsewhere). Everything it shows is
+read back from the execution history and the DynamoDB record, the same sources as the CLI,
+and a redrive goes through the Step Functions ``RedriveExecution`` API, so the console
+behaves the same against the embedded stack and against AWS.
+
+    with ConsoleServer(store) as console:
+        print(console.url)
+"""
+
+from __future__ import annotations
+
+import json
+import socketserver
+import sys
+import threading
+from datetime import UTC, datetime
+from decimal import Decimal
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Final, TextIO
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from botocore.exceptions import ClientError
+
+from notiflow.console.graph import layout
+from notiflow.redrive import eligibility
+from notiflow.runs import RunStore, state_colours, summarize_history
+
+STATIC_DIR: Final = Path(__file__).with_name("static")
+STATIC_FILES: Final = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/index.html": ("index.html", "text/html; charset=utf-8"),
+    "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/static/style.css": ("style.css", "text/css; charset=utf-8"),
+}
+RUN_STATUSES: Final = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
+RECORD_STATUSES: Final = ("PROCESSING", "SUCCESS", "FAILED", "REJECTED")
+MAX_EXECUTIONS: Final = 2000
+CLIENT_HEADER: Final = "X-Notiflow-Console"
+SECURITY_HEADERS: Final = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+class ApiError(Exception):
+    """An error answered as JSON with an HTTP status."""
+
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def _loads(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _seconds_between(start: datetime | None, stop: datetime | None) -> float | None:
+    if start is None:
+        return None
+    return round(((stop or datetime.now(UTC)) - start).total_seconds(), 3)
+
+
+class Console:
+    """The console's read and redrive operations, independent of HTTP."""
+
+    def __init__(self, store: RunStore, definition: dict[str, Any] | None = None) -> None:
+        self.store = store
+        self._definition = definition
+        self._graph: dict[str, Any] | None = None
+        self._machine: dict[str, Any] | None = None
+        self._notification_ids: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def machine(self) -> dict[str, Any]:
+        """DescribeStateMachine, once: name, type and the definition that really runs."""
+        if self._machine is None:
+            self._machine = self.store.sfn.describe_state_machine(stateMachineArn=self.store.state_machine_arn)
+        return self._machine
+
+    @property
+    def definition(self) -> dict[str, Any]:
+        """The definition given, else the one deployed (its structure is all the graph needs)."""
+        if self._definition is None:
+            self._definition = json.loads(self.machine["definition"])
+        return self._definition
+
+    @property
+    def graph(self) -> dict[str, Any]:
+        """The layout, computed once: the definition does not change while the console runs."""
+        if self._graph is None:
+            self._graph = layout(self.definition)
+        return self._graph
+
+    def definition_view(self) -> dict[str, Any]:
+        """GET /api/definition: the machine, its definition and the graph layout the page draws."""
+        return {
+            "stateMachineArn": self.store.state_machine_arn,
+            "name": self.machine.get("name"),
+            "type": self.machine.get("type", "STANDARD"),
+            "tableName": self.store.table_name,
+            "definition": self.definition,
+            "graph": self.graph,
+        }
+
+    def _list_executions(self) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {"stateMachineArn": self.store.state_machine_arn, "maxResults": 1000}
+        found: list[dict[str, Any]] = []
+        while len(found) < MAX_EXECUTIONS:
+            page = self.store.sfn.list_executions(**kwargs)
+            found += page["executions"]
+            if not page.get("nextToken"):
+                break
+            kwargs["nextToken"] = page["nextToken"]
+        return found[:MAX_EXECUTIONS]
+
+    def _notification_id(self, execution_arn: str) -> str | None:
+        """The notificationId in the execution input; inputs never change, so each is read once."""
+        with self._lock:
+            if execution_arn in self._notification_ids:
+                return self._notification_ids[execution_arn]
+        try:
+            described = self.store.describe(execution_arn)
+        except ClientError:
+            return None
+        payload = _loads(described.get("input"))
+        notification_id = payload.get("notificationId") if isinstance(payload, dict) else None
+        with self._lock:
+            self._notification_ids[execution_arn] = notification_id
+        return notification_id
+
+    def executions(self, status: str | None = None, query: str | None = None) -> dict[str, Any]:
+        """Every execution joined with its record, newest first, filtered by run or record status and id."""
+        status = (status or "").strip().upper() or None
+        if status and status not in RUN_STATUSES and not status.startswith("RECORD:"):
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"unknown status {status!r}")
+        record_status = status.removeprefix("RECORD:") if status and status.startswith("RECORD:") else None
+        if record_status is not None and record_status not in RECORD_STATUSES:
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"unknown record status {record_status!r}")
+        needle = (query or "").strip().lower()
+        executions = self._list_executions()
+        records = self.store.records()
+        by_arn = {r["executionArn"]: r for r in records if r.get("executionArn")}
+        by_id = {r["notificationId"]: r for r in records}
+        rows: list[dict[str, Any]] = []
+        for execution in executions:
+            arn = execution["executionArn"]
+            record = by_arn.get(arn)
+            notification_id = record["notificationId"] if record else self._notification_id(arn)
+            owned = record is not None
+            if record is None and notification_id is not None:
+                record = by_id.get(notification_id)
+            rows.append(self._row(execution, record, notification_id, owned))
+        has_running = any(row["runStatus"] == "RUNNING" for row in rows)
+        total = len(rows)
+        if status in RUN_STATUSES:
+            rows = [row for row in rows if row["runStatus"] == status]
+        if record_status:
+            rows = [row for row in rows if row["recordStatus"] == record_status and row["recordOwned"]]
+        if needle:
+            rows = [
+                row for row in rows if needle in (row["notificationId"] or "").lower() or needle in row["name"].lower()
+            ]
+        rows.sort(key=lambda row: row["startDate"] or "", reverse=True)
+        return {
+            "executions": rows,
+            "total": total,
+            "hasRunning": has_running,
+            "stateMachineArn": self.store.state_machine_arn,
+            "generatedAt": datetime.now(UTC).isoformat(),
+        }
+
+    @staticmethod
+    def _row(
+        execution: dict[str, Any], record: dict[str, Any] | None, notification_id: str | None, owned: bool
+    ) -> dict[str, Any]:
+        record = record or {}
+        result = record.get("deliveryResult") or {}
+        start, stop = execution.get("startDate"), execution.get("stopDate")
+        return {
+            "name": execution["name"],
+            "executionArn": execution["executionArn"],
+            "notificationId": notification_id,
+            "runStatus": execution["status"],
+            "recordStatus": record.get("status"),
+            "recordOwned": owned,
+            "attempts": record.get("attempts") if owned else None,
+            "lastStatusCode": result.get("statusCode") if owned else None,
+            "errorName": record.get("errorName") if owned else None,
+            "targetHost": record.get("targetHost"),
+            "startDate": start.isoformat() if start else None,
+            "stopDate": stop.isoformat() if stop else None,
+            "durationSeconds": _seconds_between(start, stop),
+            "redriveCount": execution.get("redriveCount", 0),
+        }
+
+    def _describe(self, execution_arn: str) -> dict[str, Any]:
+        if not execution_arn.startswith("arn:"):
+            raise ApiError(HTTPStatus.NOT_FOUND, "an execution ARN is expected")
+        try:
+            return self.store.describe(execution_arn)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("ExecutionDoesNotExist", "InvalidArn", "ResourceNotFound"):
+                raise ApiError(HTTPStatus.NOT_FOUND, f"no execution {execution_arn}") from None
+            raise
+
+    def execution(self, execution_arn: str) -> dict[str, Any]:
+        """One run: description, history events, state timeline, graph colours, record, redrive verdict."""
+        described = self._describe(execution_arn)
+        if described.get("stateMachineArn") not in (None, self.store.state_machine_arn):
+            raise ApiError(HTTPStatus.NOT_FOUND, "that execution belongs to another state machine")
+        events = self.store.history(execution_arn)
+        timeline = summarize_history(events)
+        colours = state_colours(timeline, list(self.definition.get("States", {})))
+        execution_input = _loads(described.get("input"))
+        notification_id = execution_input.get("notificationId") if isinstance(execution_input, dict) else None
+        record = self.store.record(notification_id) if notification_id else None
+        refusal = eligibility(described, self.machine.get("type", "STANDARD"))
+        execution = {k: v for k, v in described.items() if k != "ResponseMetadata"}
+        execution["durationSeconds"] = _seconds_between(described.get("startDate"), described.get("stopDate"))
+        return {
+            "execution": execution,
+            "notificationId": notification_id,
+            "events": self._events(events),
+            "timeline": [visit.as_json() for visit in timeline],
+            "colours": colours,
+            "record": record,
+            "recordOwned": bool(record) and record.get("executionArn") == execution_arn,
+            "redrive": {"allowed": refusal is None, "reason": refusal},
+        }
+
+    @staticmethod
+    def _events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        first = events[0]["timestamp"] if events else None
+        state: str | None = None
+        rows = []
+        for event in events:
+            details: dict[str, Any] = {}
+            for key, value in event.items():
+                if key.endswith("EventDetails") and isinstance(value, dict):
+                    details.update(value)
+            kind = event["type"]
+            if kind.endswith("StateEntered"):
+                state = details.get("name")
+            row_state = details.get("name") if kind.endswith(("StateEntered", "StateExited")) else state
+            if kind.startswith("Execution"):
+                row_state = None
+            rows.append(
+                {
+                    "id": event["id"],
+                    "previousEventId": event.get("previousEventId"),
+                    "type": kind,
+                    "state": row_state,
+                    "timestamp": event["timestamp"].isoformat(),
+                    "elapsedMs": round((event["timestamp"] - first).total_seconds() * 1000) if first else 0,
+                    "details": details,
+                }
+            )
+            if kind.endswith("StateExited"):
+                state = None
+        return rows
+
+    def redrive(self, execution_arn: str) -> dict[str, Any]:
+        """RedriveExecution when AWS would allow it; the refusal reason otherwise."""
+        described = self._describe(execution_arn)
+        refusal = eligibility(described, self.machine.get("type", "STANDARD"))
+        if refusal is not None:
+            raise ApiError(HTTPStatus.CONFLICT, refusal)
+        try:
+            response = self.store.sfn.redrive_execution(executionArn=execution_arn)
+        except ClientError as exc:
+            raise ApiError(HTTPStatus.CONFLICT, exc.response.get("Error", {}).get("Message") or str(exc)) from None
+        return {"executionArn": execution_arn, "redriveDate": response.get("redriveDate")}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], console: Console) -> None:
+        self.console = console
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind resolves the host name (getfqdn), which can stall; nothing here needs it.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    server_version = "notiflow-console"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _allowed_host(self) -> bool:
+        """Only 127.0.0.1/localhost names: a page elsewhere cannot rebind a DNS name onto this port."""
+        port = self.server.server_port
+        return self.headers.get("Host", "") in (f"127.0.0.1:{port}", f"localhost:{port}")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, payload: Any) -> None:
+        body = json.dumps(payload, default=_jsonable, separators=(",", ":")).encode()
+        self._send(status, body, "application/json; charset=utf-8")
+
+    def _dispatch(self, route: Any) -> None:
+        try:
+            if not self._allowed_host():
+                raise ApiError(HTTPStatus.MISDIRECTED_REQUEST, "unexpected Host header")
+            route()
+        except ApiError as exc:
+            self._json(exc.status, {"error": str(exc)})
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            self._json(HTTPStatus.BAD_GATEWAY, {"error": f"{error.get('Code')}: {error.get('Message')}"})
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as exc:  # the console must keep serving; the error goes to the page
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(exc).__name__}: {exc}"})
+
+    def do_GET(self) -> None:
+        self._dispatch(self._get)
+
+    def do_HEAD(self) -> None:
+        self._dispatch(self._get)
+
+    def do_POST(self) -> None:
+        self._dispatch(self._post)
+
+    def _get(self) -> None:
+        parts = urlsplit(self.path)
+        console = self.server.console
+        if parts.path in STATIC_FILES:
+            name, content_type = STATIC_FILES[parts.path]
+            self._send(HTTPStatus.OK, (STATIC_DIR / name).read_bytes(), content_type)
+        elif parts.path == "/api/definition":
+            self._json(HTTPStatus.OK, console.definition_view())
+        elif parts.path == "/api/executions":
+            query = parse_qs(parts.query)
+            status = (query.get("status") or [None])[0]
+            self._json(HTTPStatus.OK, console.executions(status, (query.get("q") or [None])[0]))
+        elif parts.path.startswith("/api/executions/"):
+            arn = unquote(parts.path.removeprefix("/api/executions/"))
+            self._json(HTTPStatus.OK, console.execution(arn))
+        else:
+            raise ApiError(HTTPStatus.NOT_FOUND, "not found")
+
+    def _post(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(min(length, 65536))
+        # A custom header makes a cross-site request non-simple: the browser must ask first, and we never agree.
+        if self.headers.get(CLIENT_HEADER) != "1":
+            raise ApiError(HTTPStatus.FORBIDDEN, f"missing {CLIENT_HEADER} header")
+        path = urlsplit(self.path).path
+        if path.startswith("/api/executions/") and path.endswith("/redrive"):
+            arn = unquote(path.removeprefix("/api/executions/").removesuffix("/redrive"))
+            self._json(HTTPStatus.OK, self.server.console.redrive(arn))
+        else:
+            raise ApiError(HTTPStatus.NOT_FOUND, "not found")
+
+
+class ConsoleServer:
+    """The console on 127.0.0.1 in a background thread; a context manager, or :meth:`start` / :meth:`stop`."""
+
+    def __init__(self, store: RunStore, definition: dict[str, Any] | None = None, *, port: int = 0) -> None:
+        self.console = Console(store, definition)
+        self._address = ("127.0.0.1", port)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def for_stack(cls, stack: Any, *, port: int = 0) -> ConsoleServer:
+        """A console over an EmbeddedStack (anything with client(), table_name, state_machine_arn, definition)."""
+        store = RunStore(
+            stack.client("dynamodb"), stack.client("stepfunctions"), stack.table_name, stack.state_machine_arn
+        )
+        definition = getattr(stack, "definition", None)
+        return cls(store, json.loads(definition) if isinstance(definition, str) and definition else None, port=port)
+
+    def __enter__(self) -> ConsoleServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> ConsoleServer:
+        """Bind and serve in a daemon thread; returns self."""
+        if self._server is not None:
+            return self
+        self._server = _Server(self._address, self.console)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="notiflow-console", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with ``port=0``)."""
+        if self._server is None:
+            raise RuntimeError("console is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>/``."""
+        return f"http://127.0.0.1:{self.port}/"
+
+    def execution_url(self, execution_arn: str) -> str:
+        """Deep link to one execution's page."""
+        return f"{self.url}#/executions/{quote(execution_arn, safe='')}"
+
+
+def serve_console(
+    store: RunStore, port: int = 0, definition: dict[str, Any] | None = None, out: TextIO = sys.stdout
+) -> None:
+    """Serve until interrupted (for `notiflow console`)."""
+    with ConsoleServer(store, definition, port=port) as console:
+        print(f"Notiflow console: {console.url}  (Ctrl-C to stop)", file=out, flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("console stopped", file=out)
