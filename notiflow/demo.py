@@ -9,6 +9,7 @@ expected.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import warnings
@@ -145,9 +146,13 @@ def run_demo(time_scale: float = 0.0001, keep_running: bool = False, port: int =
     if keep_running and not port:
         port = KEPT_PORT
     settings = StackSettings(port=port or None, time_scale=time_scale, read_timeout_seconds=READ_TIMEOUT_SECONDS)
-    log_path = _send_lambda_logs_to_file()
+    log_path, log_stream = _send_lambda_logs_to_file()
     print(f"Starting the embedded stack (time scale {time_scale:g}) and a webhook receiver on 127.0.0.1 ...", file=out)
-    with EmbeddedStack(settings) as stack, WebhookReceiver(secret=stack.signing_secret) as receiver:
+    with (
+        contextlib.redirect_stdout(log_stream),
+        EmbeddedStack(settings) as stack,
+        WebhookReceiver(secret=stack.signing_secret) as receiver,
+    ):
         store = RunStore(
             stack.client("dynamodb"), stack.client("stepfunctions"), stack.table_name, stack.state_machine_arn
         )
@@ -199,8 +204,8 @@ def keep_serving(stack: EmbeddedStack, receiver: WebhookReceiver, batch: list[Sc
             pass
 
 
-def _send_lambda_logs_to_file() -> Path:
-    """Lambda log lines go to a file so the table stays readable; nothing is dropped."""
+def _send_lambda_logs_to_file() -> tuple[Path, TextIO]:
+    """Lambda log lines and EMF metrics go to a file so the table stays readable; nothing is dropped."""
     from lambdas.shared.observability import logger
 
     LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -208,7 +213,7 @@ def _send_lambda_logs_to_file() -> Path:
     stream = path.open("w", encoding="utf-8")
     logger.registered_handler.setStream(stream)
     warnings.filterwarnings("ignore", category=UserWarning, module="aws_lambda_powertools")
-    return path
+    return path, stream
 
 
 def print_next_steps(stack: EmbeddedStack, batch: list[Scenario], keep_running: bool, out: TextIO) -> None:

@@ -14,6 +14,7 @@ from lambdas.shared.constants import TABLE_PARTITION_KEY, EnvVar
 from tests.support import FakeLambdaContext
 
 TEST_TABLE = "notiflow-test-notifications"
+pytest_plugins = ["notiflow.local.fixtures"]
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +26,6 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
         "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "NotiflowTest",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         EnvVar.TABLE_NAME: TEST_TABLE,

@@ -1,0 +1,107 @@
+"""``notiflow local up``: keep the embedded stack running on a fixed 127.0.0.1 port until Ctrl-C.
+
+Any AWS client can then drive it: the AWS CLI with ``--endpoint-url``, boto3, the Notiflow CLI.
+The port defaults to 4599 (not 4566, so it never collides with a LocalStack container).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Final, TextIO
+
+from notiflow.local.stack import EmbeddedStack, StackSettings
+
+DEFAULT_PORT: Final = 4599
+DEFAULT_TIME_SCALE: Final = 1.0
+
+
+def usage_text(stack: EmbeddedStack) -> str:
+    """The banner: endpoint, resources and copy-paste ``aws`` commands for this stack."""
+    aws = f"aws --endpoint-url {stack.endpoint_url} --region {stack.region}"
+    example = {
+        "notificationId": "hello-1",
+        "target": {"url": "http://127.0.0.1:8080/hook"},
+        "payload": {"hello": "world"},
+        "eventType": "demo.hello",
+    }
+    execution = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":hello-1"
+    scale, cap = stack.settings.time_scale, stack.settings.max_wait_seconds
+    lines = [
+        f"Notiflow embedded stack on {stack.endpoint_url} (time scale {scale:g}"
+        + (f", waits capped at {cap:g} s" if cap is not None else "")
+        + "); Ctrl-C stops it.",
+        f"  state machine   {stack.state_machine_arn}",
+        f"  table           {stack.table_name}",
+        f"  intake queue    {stack.queue_url}",
+        f"  dead letters    {stack.dlq_url}",
+        f"  signing secret  {stack.signing_secret}  ({stack.signing_secret_name} in Secrets Manager)",
+        "",
+        "Credentials are not checked: export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local",
+        "Receive webhooks: python -m notiflow.receiver --port 8080 --secret " + stack.signing_secret,
+        "Then:",
+        f"  {aws} sqs send-message --queue-url {stack.queue_url} --message-body {shlex.quote(json.dumps(example))}",
+        f"  {aws} stepfunctions list-executions --state-machine-arn {stack.state_machine_arn}",
+        f"  {aws} stepfunctions get-execution-history --execution-arn {execution}",
+        f"  {aws} dynamodb get-item --table-name {stack.table_name} --key "
+        + shlex.quote('{"notificationId": {"S": "hello-1"}}'),
+        f"  {aws} stepfunctions redrive-execution --execution-arn {execution}",
+        f"  {aws} sqs receive-message --queue-url {stack.dlq_url}",
+    ]
+    return "\n".join(lines)
+
+
+def serve(
+    port: int = DEFAULT_PORT,
+    time_scale: float = DEFAULT_TIME_SCALE,
+    *,
+    max_wait_seconds: float | None = None,
+    out: TextIO | None = None,
+    stop_event: threading.Event | None = None,
+    on_ready: Callable[[EmbeddedStack], None] | None = None,
+    settings: StackSettings | None = None,
+) -> None:
+    """Run the stack with its SQS poller on ``127.0.0.1:port`` until Ctrl-C, SIGTERM or ``stop_event``.
+
+    ``port=0`` picks a free port (printed in the banner).
+    """
+    out = out or sys.stdout
+    stop = stop_event or threading.Event()
+    base = settings or StackSettings()
+    stack = EmbeddedStack(base, port=port, time_scale=time_scale, max_wait_seconds=max_wait_seconds, start_poller=True)
+    previous_handler = None
+    if threading.current_thread() is threading.main_thread():
+        previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with stack:
+            print(usage_text(stack), file=out, flush=True)
+            if on_ready is not None:
+                on_ready(stack)
+            with contextlib.suppress(KeyboardInterrupt):
+                while not stop.wait(0.5):
+                    pass
+            print("Stopping the embedded stack.", file=out, flush=True)
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m notiflow.local.server [--port N] [--time-scale F] [--max-wait S]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE)
+    parser.add_argument("--max-wait", type=float, default=None, help="cap on real seconds per ASL wait")
+    args = parser.parse_args(argv)
+    serve(port=args.port, time_scale=args.time_scale, max_wait_seconds=args.max_wait)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""The local SQS event source mapping: batches, partial failures, whole-batch errors, the DLQ."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+
+from notiflow.local.sqs_poller import SqsPoller, failed_item_ids
+from tests.local import fake_handlers
+from tests.local.helpers import create_function
+
+
+def _queue(stack, max_receive_count: int = 3) -> tuple[str, str, str]:
+    sqs = stack.client("sqs")
+    suffix = uuid.uuid4().hex[:8]
+    dlq_url = sqs.create_queue(QueueName=f"probe-dlq-{suffix}")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)})
+    url = sqs.create_queue(QueueName=f"probe-{suffix}", Attributes={"RedrivePolicy": policy})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn, dlq_url
+
+
+def _poller(stack, url: str, arn: str, **options) -> SqsPoller:
+    function = create_function(stack, "sqs_batch")
+    defaults = {"wait_time_seconds": 0, "visibility_timeout": 30}
+    defaults.update(options)
+    return SqsPoller(sqs_client=stack.client("sqs"), queue_url=url, queue_arn=arn, function_name=function, **defaults)
+
+
+def _counts(stack, url: str) -> tuple[int, int]:
+    attributes = stack.client("sqs").get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def _send(stack, url: str, *bodies: str) -> list[str]:
+    sqs = stack.client("sqs")
+    return [sqs.send_message(QueueUrl=url, MessageBody=body)["MessageId"] for body in bodies]
+
+
+def test_partial_batch_failure_deletes_only_the_successes(local_stack):
+    # Given a batch with one record the function reports as failed
+    url, arn, _ = _queue(local_stack)
+    ok_first, failing, ok_second = _send(local_stack, url, "ok", "fail", "ok")
+    poller = _poller(local_stack, url, arn, visibility_timeout=1)
+
+    # When it is polled once
+    result = poller.poll_once()
+
+    # Then the two successes are deleted and the failure stays in flight
+    assert set(result.received) == {ok_first, failing, ok_second}
+    assert set(result.deleted) == {ok_first, ok_second}
+    assert result.failed == (failing,)
+    assert _counts(local_stack, url) == (0, 1)
+
+    # And after the visibility timeout it is delivered again, counted as a second receive
+    time.sleep(1.2)
+    again = poller.poll_once()
+    assert again.received == (failing,)
+    last_batch = fake_handlers.batches(arn)[-1]
+    assert [record["attributes"]["ApproximateReceiveCount"] for record in last_batch] == ["2"]
+
+
+def test_a_raising_function_leaves_the_whole_batch(local_stack):
+    # Given a batch the function fails as a whole
+    url, arn, _ = _queue(local_stack)
+    _send(local_stack, url, "ok", "raise")
+    poller = _poller(local_stack, url, arn)
+
+    # When it is polled
+    result = poller.poll_once()
+
+    # Then nothing is deleted and the error is reported
+    assert result.errored
+    assert result.error_type == "ProbePermanentError"
+    assert result.deleted == ()
+    assert _counts(local_stack, url) == (0, 2)
+    assert poller.stats.errored_batches == 1
+
+
+def test_message_moves_to_dlq_after_max_receive_count(local_stack):
+    # Given a queue redriving to a DLQ after 2 receives, and a message the function always fails
+    url, arn, dlq_url = _queue(local_stack, max_receive_count=2)
+    (failing,) = _send(local_stack, url, "fail")
+    poller = _poller(local_stack, url, arn, visibility_timeout=0)
+
+    # When it is polled three times
+    results = [poller.poll_once() for _ in range(3)]
+
+    # Then it was processed twice and then moved to the DLQ
+    assert [r.received for r in results] == [(failing,), (failing,), ()]
+    assert _counts(local_stack, url) == (0, 0)
+    dead = local_stack.client("sqs").receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10)["Messages"]
+    assert [(m["MessageId"], m["Body"]) for m in dead] == [(failing, "fail")]
+
+
+def test_records_have_the_lambda_sqs_event_shape(local_stack):
+    # Given a message with a string and a binary attribute
+    url, arn, _ = _queue(local_stack)
+    message_id = local_stack.client("sqs").send_message(
+        QueueUrl=url,
+        MessageBody="ok",
+        MessageAttributes={
+            "notiflow-replay": {"DataType": "String", "StringValue": "true"},
+            "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
+        },
+    )["MessageId"]
+
+    # When it is polled
+    _poller(local_stack, url, arn).poll_once()
+
+    # Then the function got a record shaped like the Lambda SQS event
+    (record,) = fake_handlers.batches(arn)[-1]
+    assert record["messageId"] == message_id
+    assert record["receiptHandle"]
+    assert record["body"] == "ok"
+    assert record["eventSource"] == "aws:sqs"
+    assert record["eventSourceARN"] == arn
+    assert record["awsRegion"] == "us-east-1"
+    assert record["md5OfBody"]
+    assert record["attributes"]["ApproximateReceiveCount"] == "1"
+    assert record["attributes"]["SentTimestamp"].isdigit()
+    assert record["messageAttributes"]["notiflow-replay"] == {
+        "stringValue": "true",
+        "stringListValues": [],
+        "binaryListValues": [],
+        "dataType": "String",
+    }
+    assert record["messageAttributes"]["blob"]["binaryValue"] == "AAE="
+
+
+def test_background_polling_processes_and_stops_promptly(local_stack):
+    # Given a running poller
+    url, arn, _ = _queue(local_stack)
+    poller = _poller(local_stack, url, arn, wait_time_seconds=1, batch_size=2).start()
+    try:
+        # When five messages arrive
+        sent = set(_send(local_stack, url, *["ok"] * 5))
+
+        # Then all are processed and deleted, two at most per batch
+        deadline = time.monotonic() + 15
+        while poller.stats.deleted < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert poller.stats.deleted == 5
+        received = [record["messageId"] for batch in fake_handlers.batches(arn) for record in batch]
+        assert set(received) == sent
+        assert all(len(batch) <= 2 for batch in fake_handlers.batches(arn))
+    finally:
+        started = time.monotonic()
+        poller.stop()
+
+    # And stopping returns within about one long poll
+    assert not poller.running
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ("null", set()),
+        ("{}", set()),
+        ('{"batchItemFailures": []}', set()),
+        ('{"batchItemFailures": null}', set()),
+        ('{"batchItemFailures": [{"itemIdentifier": "b"}]}', {"b"}),
+        ('{"batchItemFailures": [{"itemIdentifier": ""}]}', None),
+        ('{"batchItemFailures": [{"itemIdentifier": null}]}', None),
+        ('{"batchItemFailures": [{"itemIdentifier": "z"}]}', None),
+        ('{"batchItemFailures": [{"id": "b"}]}', None),
+        ('{"batchItemFailures": "b"}', None),
+        ("not json", None),
+    ],
+)
+def test_partial_batch_response_rules(payload, expected):
+    # Given a batch of messages a, b, c: the response decides what stays (None: the whole batch)
+    assert failed_item_ids(payload, {"a", "b", "c"}) == expected

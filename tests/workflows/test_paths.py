@@ -1,0 +1,369 @@
+"""Every workflow path end to end: SQS -> ingest -> the real ASL -> the real handlers -> a real receiver.
+
+Nothing is mocked: messages go on the stack's intake queue, the local event source mapping hands
+them to the ingest handler, executions run the repository definition, and deliveries reach a
+scripted webhook receiver on 127.0.0.1. Waits are scaled (the 24-retry schedule takes about a
+second). Each test checks the path taken, the retries counted and the DynamoDB record field by field.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+from boto3.dynamodb.types import TypeDeserializer
+
+from lambdas.ingest.starter import execution_name
+from lambdas.shared.constants import REPLAY_ATTRIBUTE
+from notiflow.local.fixtures import ExecutionResult, finished_execution, wait_for_execution
+from notiflow.local.stack import EmbeddedStack
+from notiflow.receiver import Step, WebhookReceiver
+
+SUCCESS_PATH = ["Validate", "Deduplicate", "IsDuplicate", "Deliver", "RecordSuccess", "Delivered"]
+FAILURE_PATH = [
+    "Validate",
+    "Deduplicate",
+    "IsDuplicate",
+    "Deliver",
+    "DescribeDeliveryFailure",
+    "DescribeLastOutcome",
+    "RecordFailure",
+    "FailureGate",
+]
+_deserializer = TypeDeserializer()
+
+
+@pytest.fixture(scope="module")
+def receiver(local_stack: EmbeddedStack) -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(secret=local_stack.signing_secret) as rx:
+        yield rx
+
+
+def _notification(receiver: WebhookReceiver, path: str, **extra: Any) -> dict[str, Any]:
+    notification_id = f"{path.strip('/')}-{uuid.uuid4().hex[:12]}"
+    return {
+        "notificationId": notification_id,
+        "target": {"url": receiver.url(path)},
+        "payload": {"orderId": 42, "notificationId": notification_id},
+        "eventType": "order.created",
+        "correlationId": f"corr-{notification_id}",
+        **extra,
+    }
+
+
+def _execution_arn(stack: EmbeddedStack, name: str) -> str:
+    return stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + name
+
+
+def _run(
+    stack: EmbeddedStack, body: dict[str, Any] | str, name: str | None = None, **attributes: str
+) -> ExecutionResult:
+    message_id = stack.send_notification(body, **attributes)
+    if name is None:
+        name = execution_name(body["notificationId"]) if isinstance(body, dict) else f"sqs-{message_id}"
+    return finished_execution(stack.client("stepfunctions"), _execution_arn(stack, name), timeout=60)
+
+
+def _record(stack: EmbeddedStack, notification_id: str) -> dict[str, Any]:
+    item = stack.client("dynamodb").get_item(
+        TableName=stack.table_name, Key={"notificationId": {"S": notification_id}}, ConsistentRead=True
+    )["Item"]
+    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+
+
+def _iso(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _assert_common_fields(record: dict[str, Any], notification: dict[str, Any], execution_arn: str) -> None:
+    assert record["notificationId"] == notification["notificationId"]
+    assert record["executionArn"] == execution_arn
+    assert record["targetHost"] == "127.0.0.1"
+    assert record["eventType"] == notification["eventType"]
+    assert record["correlationId"] == notification["correlationId"]
+    created = _iso(record["createdAt"])
+    assert created <= _iso(record["claimedAt"]) <= _iso(record["lastUpdatedAt"])
+    days = (int(record["expiresAt"]) - time.time()) / 86400
+    assert 89 < days <= 90
+
+
+def test_success(local_stack, receiver):
+    # Given an endpoint answering 200
+    receiver.script("/success", Step(200))
+    notification = _notification(receiver, "/success")
+
+    # When the notification goes through the queue
+    result = _run(local_stack, notification)
+
+    # Then one signed request was delivered and SUCCESS recorded
+    assert result.status == "SUCCEEDED"
+    assert result.summary.entered == SUCCESS_PATH
+    assert sum(result.summary.retries.values()) == 0
+    (request,) = receiver.requests_for("/success")
+    assert request.signature_valid is True
+    assert request.headers["webhook-id"] == notification["notificationId"]
+    assert request.json() == notification["payload"]
+    record = _record(local_stack, notification["notificationId"])
+    _assert_common_fields(record, notification, result.description["executionArn"])
+    assert record["status"] == "SUCCESS"
+    assert record["attempts"] == 1
+    result_fields = record["deliveryResult"]
+    assert result_fields["success"] is True
+    assert result_fields["retryEligible"] is False
+    assert result_fields["category"] == "SUCCESS"
+    assert result_fields["statusCode"] == 200
+    assert result_fields["statusText"] == "OK"
+    assert result_fields["responseTime"] >= 0
+    assert result_fields["correlationId"] == notification["correlationId"]
+    assert _iso(result_fields["timestamp"]) <= _iso(result_fields["httpResponseReceivedAt"])
+    assert record["lastDeliveryAttempt"] == result_fields["timestamp"]
+    assert _iso(record["deliveredAt"]) >= _iso(result_fields["timestamp"])
+    assert [(e["attempt"], e["category"], e["statusCode"]) for e in record["attemptLog"]] == [(1, "SUCCESS", 200)]
+    assert record["attemptLog"][0]["executionId"] == result.description["executionArn"]
+    assert "failureReason" not in record
+    assert "errorName" not in record
+
+
+def test_retry_then_success(local_stack, receiver):
+    # Given an endpoint failing twice with 503
+    receiver.script("/flaky", [Step(503), Step(503), Step(200)])
+    notification = _notification(receiver, "/flaky")
+
+    # When it is delivered
+    result = _run(local_stack, notification)
+
+    # Then Deliver was retried twice by the workflow and the third attempt recorded SUCCESS
+    assert result.status == "SUCCEEDED"
+    assert result.summary.entered == SUCCESS_PATH
+    assert result.summary.retries["Deliver"] == 2
+    assert result.summary.errors == [("Deliver", "DeliveryRetryableError")] * 2
+    requests = receiver.requests_for("/flaky")
+    assert [r.status for r in requests] == [503, 503, 200]
+    assert {r.headers["webhook-id"] for r in requests} == {notification["notificationId"]}
+    assert all(r.signature_valid for r in requests)
+    record = _record(local_stack, notification["notificationId"])
+    _assert_common_fields(record, notification, result.description["executionArn"])
+    assert record["status"] == "SUCCESS"
+    assert record["attempts"] == 3
+    assert record["deliveryResult"]["statusCode"] == 200
+    assert record["deliveryResult"]["attempt"] == 3
+    assert [(e["attempt"], e["category"], e["statusCode"]) for e in record["attemptLog"]] == [
+        (1, "SERVER_ERROR", 503),
+        (2, "SERVER_ERROR", 503),
+        (3, "SUCCESS", 200),
+    ]
+    assert "failureReason" not in record
+
+
+def test_retry_exhaustion(local_stack, receiver):
+    # Given an endpoint that always answers 503
+    receiver.script("/down", Step(503))
+    notification = _notification(receiver, "/down")
+
+    # When the whole retry schedule runs out
+    result = _run(local_stack, notification)
+
+    # Then the 24 retries ran, FAILED was recorded with the last outcome and the run failed
+    assert result.status == "FAILED"
+    assert result.description["error"] == "DeliveryRetryableError"
+    assert result.summary.entered == FAILURE_PATH
+    assert result.summary.retries["Deliver"] == 24
+    assert len(receiver.requests_for("/down")) == 25
+    record = _record(local_stack, notification["notificationId"])
+    _assert_common_fields(record, notification, result.description["executionArn"])
+    assert record["status"] == "FAILED"
+    assert record["errorName"] == "DeliveryRetryableError"
+    assert record["attempts"] == 25
+    assert len(record["attemptLog"]) == 25
+    assert record["deliveryResult"]["category"] == "SERVER_ERROR"
+    assert record["deliveryResult"]["statusCode"] == 503
+    assert record["deliveryResult"]["retryEligible"] is True
+    assert "503" in record["failureReason"]
+    assert record["failedAtRedriveCount"] == 0
+    assert "deliveredAt" not in record
+    assert json.loads(json.loads(result.description["cause"])["errorMessage"])["statusCode"] == 503
+
+
+def test_permanent_failure(local_stack, receiver):
+    # Given an endpoint refusing the notification with 400
+    receiver.script("/refuses", Step(400, body="unknown customer"))
+    notification = _notification(receiver, "/refuses")
+
+    # When it is delivered
+    result = _run(local_stack, notification)
+
+    # Then there is no retry and FAILED is recorded with the 400
+    assert result.status == "FAILED"
+    assert result.description["error"] == "DeliveryPermanentError"
+    assert result.summary.entered == FAILURE_PATH
+    assert result.summary.retries["Deliver"] == 0
+    assert len(receiver.requests_for("/refuses")) == 1
+    record = _record(local_stack, notification["notificationId"])
+    _assert_common_fields(record, notification, result.description["executionArn"])
+    assert record["status"] == "FAILED"
+    assert record["errorName"] == "DeliveryPermanentError"
+    assert record["attempts"] == 1
+    assert record["deliveryResult"]["category"] == "CLIENT_ERROR"
+    assert record["deliveryResult"]["statusCode"] == 400
+    assert record["deliveryResult"]["retryEligible"] is False
+    assert record["failedAtRedriveCount"] == 0
+
+
+def test_redrive_after_fixing_the_endpoint_delivers_under_the_same_run(local_stack, receiver):
+    # Given a notification that failed permanently
+    receiver.script("/fixed-later", Step(410))
+    notification = _notification(receiver, "/fixed-later")
+    failed = _run(local_stack, notification)
+    assert failed.status == "FAILED"
+
+    # When the endpoint is fixed and the run redriven
+    receiver.fix("/fixed-later", Step(200))
+    sfn = local_stack.client("stepfunctions")
+    sfn.redrive_execution(executionArn=failed.description["executionArn"])
+    result = finished_execution(sfn, failed.description["executionArn"], timeout=60)
+
+    # Then the gate reopened it, the second attempt delivered it, and the record says so
+    assert result.status == "SUCCEEDED"
+    assert result.description["redriveCount"] == 1
+    assert result.summary.entered == [
+        *FAILURE_PATH,
+        "FailureGate",
+        "ReopenForRedrive",
+        "Deliver",
+        "RecordSuccess",
+        "Delivered",
+    ]
+    assert [r.status for r in receiver.requests_for("/fixed-later")] == [410, 200]
+    record = _record(local_stack, notification["notificationId"])
+    assert record["status"] == "SUCCESS"
+    assert record["redriveCount"] == 1
+    assert record["attempts"] == 2
+    assert [e["statusCode"] for e in record["attemptLog"]] == [410, 200]
+    assert _iso(record["reopenedAt"]) <= _iso(record["deliveredAt"])
+    assert "failureReason" not in record
+    assert "errorName" not in record
+
+
+def test_rejected_input(local_stack, receiver):
+    # Given a notification without a target
+    notification = _notification(receiver, "/never")
+    del notification["target"]
+
+    # When it goes through the queue
+    result = _run(local_stack, notification)
+
+    # Then it is rejected visibly, recorded REJECTED and never delivered
+    assert result.status == "FAILED"
+    assert result.description["error"] == "InvalidNotificationError"
+    assert "target" in result.description["cause"]
+    assert result.summary.entered == ["Validate", "DescribeRejection", "RecordRejected", "Rejected"]
+    assert receiver.requests_for("/never") == []
+    record = _record(local_stack, notification["notificationId"])
+    assert record["status"] == "REJECTED"
+    assert record["errorName"] == "InvalidNotificationError"
+    assert record["failureReason"] == result.description["cause"]
+    assert record["executionArn"] == result.description["executionArn"]
+    assert _iso(record["createdAt"]) <= _iso(record["rejectedAt"])
+    assert "deliveryResult" not in record
+
+
+def test_body_that_is_not_json_is_rejected_under_the_message_id(local_stack):
+    # When a message body is not JSON at all
+    result = _run(local_stack, "this is not json")
+
+    # Then the run keyed by the SQS message id rejects it with the parse error
+    assert result.status == "FAILED"
+    assert result.description["error"] == "InvalidNotificationError"
+    notification_id = result.description["name"]
+    assert notification_id.startswith("sqs-")
+    record = _record(local_stack, notification_id)
+    assert record["status"] == "REJECTED"
+    assert "JSON" in record["failureReason"]
+
+
+def test_duplicates_are_delivered_once(local_stack, receiver):
+    # Given a notification delivered once
+    receiver.script("/once", Step(200))
+    notification = _notification(receiver, "/once")
+    first = _run(local_stack, notification)
+    assert first.status == "SUCCEEDED"
+
+    # When the same message arrives again, and then once more marked as a replay
+    local_stack.send_notification(notification)
+    replay_message = local_stack.send_notification(notification, **{REPLAY_ATTRIBUTE: "true"})
+    replay = finished_execution(
+        local_stack.client("stepfunctions"),
+        _execution_arn(local_stack, execution_name(notification["notificationId"], replay_message)),
+        timeout=60,
+    )
+
+    # Then the redelivered message started nothing (same execution name) and the replay run
+    # found the notification already delivered and skipped it
+    assert replay.status == "SUCCEEDED"
+    assert replay.summary.entered == ["Validate", "Deduplicate", "IsDuplicate", "SkipDuplicate"]
+    assert replay.output["claim"]["duplicate"] is True
+    time.sleep(1.5)  # let the poller consume the plain duplicate too
+    names = [
+        e["name"]
+        for e in local_stack.client("stepfunctions").list_executions(stateMachineArn=local_stack.state_machine_arn)[
+            "executions"
+        ]
+        if e["name"].startswith(notification["notificationId"])
+    ]
+    assert sorted(names) == sorted([first.description["name"], replay.description["name"]])
+    assert len(receiver.requests_for("/once")) == 1
+    record = _record(local_stack, notification["notificationId"])
+    assert record["status"] == "SUCCESS"
+    assert record["executionArn"] == first.description["executionArn"]
+    assert record["attempts"] == 1
+
+
+def test_conditional_write_conflict_leaves_the_record_alone(local_stack, receiver):
+    # Given a slow endpoint, and another run taking the notification over mid-delivery
+    receiver.script("/slow", Step(200, delay=1.0))
+    notification = _notification(receiver, "/slow")
+    local_stack.send_notification(notification)
+    receiver.wait_for("/slow", 1, timeout=30)
+    other_run = _execution_arn(local_stack, "another-run")
+    local_stack.client("dynamodb").update_item(
+        TableName=local_stack.table_name,
+        Key={"notificationId": {"S": notification["notificationId"]}},
+        UpdateExpression="SET executionArn = :other",
+        ExpressionAttributeValues={":other": {"S": other_run}},
+    )
+
+    # When the slow delivery completes
+    result = finished_execution(
+        local_stack.client("stepfunctions"),
+        _execution_arn(local_stack, execution_name(notification["notificationId"])),
+        timeout=60,
+    )
+
+    # Then the SUCCESS write lost its condition, the run ended as a stale write, and the
+    # record still belongs to the other run
+    assert result.status == "SUCCEEDED"
+    assert result.summary.entered == [*SUCCESS_PATH[:-1], "StaleWriteIgnored"]
+    assert result.output["staleWrite"]["Error"] == "DynamoDB.ConditionalCheckFailedException"
+    record = _record(local_stack, notification["notificationId"])
+    assert record["executionArn"] == other_run
+    assert record["status"] == "PROCESSING"
+    assert "deliveredAt" not in record
+    assert "deliveryResult" not in record
+
+
+def test_execution_name_is_the_notification_id(local_stack, receiver):
+    # The console link an operator follows is predictable from the notification id alone.
+    receiver.script("/named", Step(204))
+    notification = _notification(receiver, "/named")
+    local_stack.send_notification(notification)
+    description = wait_for_execution(
+        local_stack.client("stepfunctions"), _execution_arn(local_stack, notification["notificationId"]), timeout=60
+    )
+    assert description["status"] == "SUCCEEDED"
+    assert description["name"] == notification["notificationId"]
+    assert json.loads(description["input"])["notification"] == notification
