@@ -115,7 +115,8 @@ def row_for(store: RunStore, receiver: WebhookReceiver, scenario: Scenario) -> t
     record = store.record(notification_id) or {}
     result = record.get("deliveryResult") or {}
     visits = summarize_history(store.history(execution["executionArn"]))
-    retries = sum(v.retries for v in visits if v.name == "Deliver")
+    retries = max(sum(v.attempts for v in visits if v.name == "Deliver") - 1, 0)
+    waits = [v.input["retryAfter"]["seconds"] for v in visits if v.name == "WaitRetryAfter"]
     runs = [e for e in store.executions() if e["name"] in scenario.execution_names or e["name"] == name]
     received = [
         r for r in receiver.requests_for(scenario.path) if r.headers.get("webhook-id") == scenario.notification_id
@@ -125,7 +126,9 @@ def row_for(store: RunStore, receiver: WebhookReceiver, scenario: Scenario) -> t
     if scenario.sends > 1:
         note = f"{scenario.sends} messages sent -> {len(runs)} run, {len(received)} request(s) received"
     elif record.get("status") == "SUCCESS":
-        note = f"{len(received)} request(s) received, {signed} with a valid signature"
+        note = f"{len(received)} received, {signed} with valid signature"
+    if waits:
+        note += f"; Retry-After {', '.join(f'{w}s' for w in waits)} honoured"
     return (
         scenario.title,
         notification_id,

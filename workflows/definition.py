@@ -129,6 +129,10 @@ def render_definition(
     if retry_policy is not None:
         retry_policy.validate()
         _delivery_retrier(definition).update(retry_policy.to_retrier())
+        # A Retry-After answer is never honoured for longer than the schedule's own longest wait.
+        definition["States"][DELIVER_STATE]["Parameters"]["Payload"]["maxRetryAfterSeconds"] = (
+            retry_policy.max_delay_seconds
+        )
     text = json.dumps(definition, indent=2)
     return _PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], text)
 

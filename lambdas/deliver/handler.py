@@ -15,9 +15,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from lambdas.deliver.delivery import deliver
-from lambdas.deliver.result import to_message, to_result
+from lambdas.deliver.result import retry_after_wait, to_message, to_result
 from lambdas.deliver.transport import utc_iso
-from lambdas.shared.errors import DeliveryPermanentError, DeliveryRetryableError
+from lambdas.shared.errors import DeliveryPermanentError, DeliveryRetryableError, DeliveryThrottledError
 from lambdas.shared.models import Category, DeliverRequest, DeliveryOutcome
 from lambdas.shared.observability import bind_run, logger, metrics, tracer
 
@@ -45,6 +45,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     tracer.put_annotation("category", outcome.category.value)
     if outcome.success:
         return to_result(outcome)
+    wait = retry_after_wait(outcome, request.retryAfterWaits, request.maxRetryAfterWaits, request.maxRetryAfterSeconds)
+    if wait is not None:
+        logger.info("receiver asked to retry later", extra={"waitSeconds": wait})
+        raise DeliveryThrottledError(to_message(outcome, wait_seconds=wait))
     error = DeliveryRetryableError if outcome.retryEligible else DeliveryPermanentError
     raise error(to_message(outcome))
 

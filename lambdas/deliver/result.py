@@ -55,12 +55,30 @@ def to_result(outcome: DeliveryOutcome) -> dict[str, Any]:
     return {"outcome": outcome.model_dump(mode="json"), "item": to_item(outcome)}
 
 
-def to_message(outcome: DeliveryOutcome) -> str:
-    """The error message of a failed attempt: the result as JSON, kept under the Cause limit."""
-    message = json.dumps(to_result(outcome), separators=(",", ":"))
+def to_message(outcome: DeliveryOutcome, wait_seconds: int | None = None) -> str:
+    """The error message of a failed attempt: the result as JSON, kept under the Cause limit.
+
+    ``wait_seconds`` is set for a Retry-After answer: how long the workflow's Wait state sleeps.
+    """
+    extra = {} if wait_seconds is None else {"waitSeconds": wait_seconds}
+    message = json.dumps({**to_result(outcome), **extra}, separators=(",", ":"))
     if len(message) > MAX_MESSAGE_CHARS:
         trimmed = outcome.model_copy(
             update={"responseBodyExcerpt": None, "errorDetails": (outcome.errorDetails or "")[:2000] or None}
         )
-        message = json.dumps(to_result(trimmed), separators=(",", ":"))
+        message = json.dumps({**to_result(trimmed), **extra}, separators=(",", ":"))
     return message
+
+
+def retry_after_wait(outcome: DeliveryOutcome, waits_so_far: int, max_waits: int, max_seconds: int) -> int | None:
+    """Seconds to wait before the next attempt when the receiver sent Retry-After, else None.
+
+    Honoured for retryable answers only, at most ``max_waits`` times a run, and clamped to
+    [1 s, ``max_seconds``] so a receiver cannot park a run for days. Past the
+    budget the normal back-off schedule takes over.
+    """
+    if outcome.success or not outcome.retryEligible or outcome.retryAfterSeconds is None:
+        return None
+    if waits_so_far >= max_waits:
+        return None
+    return max(1, min(outcome.retryAfterSeconds, max_seconds))

@@ -28,6 +28,10 @@ class DeliveryRetryableError(RetryableError):
     """The endpoint failed in a way worth retrying (5xx, 408, 429, timeout, connection)."""
 
 
+class DeliveryThrottledError(DeliveryRetryableError):
+    """The endpoint asked us to come back later (Retry-After); the workflow waits as asked."""
+
+
 class DeliveryPermanentError(PermanentError):
     """The endpoint refused the notification for good (other 4xx, blocked target)."""
 

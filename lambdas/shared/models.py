@@ -157,6 +157,9 @@ class DeliverRequest(BaseModel):
     notification: Notification
     executionId: str
     retryCount: int = Field(default=0, ge=0)
+    retryAfterWaits: int = Field(default=0, ge=0, description="Retry-After waits already honoured in this run")
+    maxRetryAfterWaits: int = Field(default=0, ge=0, description="how many the workflow honours at most")
+    maxRetryAfterSeconds: int = Field(default=3600, ge=1, description="longest single Retry-After wait honoured")
 
 
 class StateError(BaseModel):

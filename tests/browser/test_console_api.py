@@ -90,9 +90,10 @@ def test_definition_graph_covers_every_state_and_edge(console: ConsoleServer, ru
         targets += [c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])]
         expected |= {(name, t) for t in targets if t}
     assert {(e["source"], e["target"]) for e in body["graph"]["edges"]} == expected
-    # And the only edge drawn upwards is the loop back from ReopenForRedrive to Deliver
-    assert [(e["source"], e["target"]) for e in body["graph"]["edges"] if e["back"]] == [
-        ("ReopenForRedrive", "Deliver")
+    # And the only edges drawn upwards are the loops back to Deliver (Retry-After wait, redrive)
+    assert sorted((e["source"], e["target"]) for e in body["graph"]["edges"] if e["back"]) == [
+        ("ReopenForRedrive", "Deliver"),
+        ("WaitRetryAfter", "Deliver"),
     ]
     # And forward edges point down, and no two nodes of a layer overlap
     layer = {n["name"]: n["layer"] for n in body["graph"]["nodes"]}

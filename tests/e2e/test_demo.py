@@ -40,6 +40,9 @@ def test_demo_table_shows_every_scenario_as_it_really_ended() -> None:
         cells = rows[scenario]
         assert (cells[2], cells[3], cells[4], cells[6], cells[7]) == (status, attempts, code, retries, run), cells
     assert "2 messages sent -> 1 run, 1 request(s) received" in rows["duplicate send (same message twice)"][8]
-    assert "1 request(s) received, 1 with a valid signature" in rows["immediate success"][8]
+    assert rows["immediate success"][8] == "1 received, 1 with valid signature"
+    assert (
+        rows["429 with Retry-After, then success"][8] == "2 received, 2 with valid signature; Retry-After 1s honoured"
+    )
     assert "scheme 'ftp' is not allowed" in rows["invalid message (breaks the contract)"][8]
     assert "9 notifications, 9 runs" in text

@@ -86,11 +86,17 @@ def test_a_retry_override_from_context_is_the_only_difference(custom_stack):
     policy = DeliveryRetryPolicy(interval_seconds=10, max_attempts=4, backoff_rate=3.0, max_delay_seconds=600)
     # When its definition is resolved
     deployed, substitutions = deployed_definition(custom_stack)
-    # Then it is the ASL file rendered with that policy, and only the Deliver retrier changed
+    # Then it is the ASL file rendered with that policy, and only the Deliver retrier (and the
+    # Retry-After bound that follows its longest wait) changed
     assert deployed == json.loads(render_definition(substitutions, policy))
     untouched = json.loads(render_definition(substitutions))
     retrier = deployed["States"][DELIVER_STATE]["Retry"][0]
     assert retrier == policy.to_retrier()
     assert retrier != default_retry_policy().to_retrier()
+    payload = deployed["States"][DELIVER_STATE]["Parameters"]["Payload"]
+    assert payload["maxRetryAfterSeconds"] == policy.max_delay_seconds
     deployed["States"][DELIVER_STATE]["Retry"][0] = untouched["States"][DELIVER_STATE]["Retry"][0]
+    payload["maxRetryAfterSeconds"] = untouched["States"][DELIVER_STATE]["Parameters"]["Payload"][
+        "maxRetryAfterSeconds"
+    ]
     assert deployed == untouched

@@ -151,3 +151,25 @@ def test_retry_override_changes_only_the_delivery_retrier() -> None:
     assert rendered["States"]["Deliver"]["Retry"][1] == STATES["Deliver"]["Retry"][1]
     with pytest.raises(ValueError, match="backoff_rate"):
         render_definition(SUBSTITUTIONS, fast.with_overrides(backoff_rate=0.5))
+
+
+def test_retry_after_loop_waits_then_delivers_again_within_the_schedule_bounds() -> None:
+    deliver = STATES["Deliver"]
+    assert deliver["Catch"][0] == {
+        "ErrorEquals": [errors.DeliveryThrottledError.__name__],
+        "ResultPath": "$.error",
+        "Next": "DescribeRetryAfter",
+    }
+    payload = deliver["Parameters"]["Payload"]
+    assert payload["maxRetryAfterSeconds"] == deliver["Retry"][0]["MaxDelaySeconds"]
+    assert payload["maxRetryAfterWaits"] >= 1
+    assert STATES["WaitRetryAfter"]["Type"] == "Wait"
+    assert STATES["WaitRetryAfter"]["Next"] == "Deliver"
+    assert STATES["IsDuplicate"]["Default"] == "PrepareDelivery"
+    assert STATES["PrepareDelivery"]["Result"] == {"waits": 0}
+
+
+def test_retry_override_also_bounds_retry_after_waits() -> None:
+    fast = DeliveryRetryPolicy(interval_seconds=1, max_attempts=2, backoff_rate=1.5, max_delay_seconds=5)
+    rendered = json.loads(render_definition(SUBSTITUTIONS, fast))
+    assert rendered["States"]["Deliver"]["Parameters"]["Payload"]["maxRetryAfterSeconds"] == 5

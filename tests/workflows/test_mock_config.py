@@ -54,7 +54,15 @@ def test_happy_path(sfn_mock_config):
 
     # Then it delivered once and recorded SUCCESS for this run
     assert result.status == "SUCCEEDED"
-    assert result.summary.entered == ["Validate", "Deduplicate", "IsDuplicate", "Deliver", "RecordSuccess", "Delivered"]
+    assert result.summary.entered == [
+        "Validate",
+        "Deduplicate",
+        "IsDuplicate",
+        "PrepareDelivery",
+        "Deliver",
+        "RecordSuccess",
+        "Delivered",
+    ]
     assert sum(result.summary.retries.values()) == 0
     (deliver,) = _scheduled(result.history, "Deliver")
     assert deliver["Payload"]["retryCount"] == 0
@@ -91,6 +99,7 @@ def test_retry_exhaustion(sfn_mock_config):
     assert result.description["error"] == "DeliveryRetryableError"
     assert result.summary.retries["Deliver"] == 24
     assert result.summary.entered[3:] == [
+        "PrepareDelivery",
         "Deliver",
         "DescribeDeliveryFailure",
         "DescribeLastOutcome",

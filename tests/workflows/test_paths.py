@@ -24,11 +24,12 @@ from notiflow.local.fixtures import ExecutionResult, finished_execution, wait_fo
 from notiflow.local.stack import EmbeddedStack
 from notiflow.receiver import Step, WebhookReceiver
 
-SUCCESS_PATH = ["Validate", "Deduplicate", "IsDuplicate", "Deliver", "RecordSuccess", "Delivered"]
+SUCCESS_PATH = ["Validate", "Deduplicate", "IsDuplicate", "PrepareDelivery", "Deliver", "RecordSuccess", "Delivered"]
 FAILURE_PATH = [
     "Validate",
     "Deduplicate",
     "IsDuplicate",
+    "PrepareDelivery",
     "Deliver",
     "DescribeDeliveryFailure",
     "DescribeLastOutcome",
@@ -158,6 +159,54 @@ def test_retry_then_success(local_stack, receiver):
         (3, "SUCCESS", 200),
     ]
     assert "failureReason" not in record
+
+
+def test_retry_after_is_honoured_by_a_wait_then_delivered(local_stack, receiver):
+    # Given an endpoint that answers 429 with Retry-After: 120, then 200
+    receiver.script("/busy", [Step(429, headers={"Retry-After": "120"}), Step(200)])
+    notification = _notification(receiver, "/busy")
+
+    # When it is delivered
+    result = _run(local_stack, notification)
+
+    # Then the workflow waited as asked in a Wait state (not a Retry back-off) and delivered
+    assert result.status == "SUCCEEDED"
+    assert result.summary.entered == [
+        *SUCCESS_PATH[:5],
+        "DescribeRetryAfter",
+        "ReadRetryAfter",
+        "ScheduleRetryAfter",
+        "WaitRetryAfter",
+        *SUCCESS_PATH[4:],
+    ]
+    assert result.summary.errors == [("Deliver", "DeliveryThrottledError")]
+    assert sum(result.summary.retries.values()) == 0
+    wait = next(e for e in result.history if e["type"] == "WaitStateEntered")
+    assert json.loads(wait["stateEnteredEventDetails"]["input"])["retryAfter"] == {"waits": 1, "seconds": 120}
+    assert [r.status for r in receiver.requests_for("/busy")] == [429, 200]
+    record = _record(local_stack, notification["notificationId"])
+    assert record["status"] == "SUCCESS"
+    assert record["attempts"] == 2
+    assert [(e["attempt"], e["statusCode"], e.get("retryAfterSeconds")) for e in record["attemptLog"]] == [
+        (1, 429, 120),
+        (2, 200, None),
+    ]
+
+
+def test_retry_after_budget_then_normal_back_off(local_stack, receiver):
+    # Given an endpoint that keeps answering 503 with Retry-After
+    receiver.script("/overloaded", [Step(503, headers={"Retry-After": "5"})] * 7 + [Step(200)])
+    notification = _notification(receiver, "/overloaded")
+
+    # When it is delivered
+    result = _run(local_stack, notification)
+
+    # Then five waits are honoured, after which the normal Retry schedule takes over
+    assert result.status == "SUCCEEDED"
+    assert result.summary.entered.count("WaitRetryAfter") == 5
+    assert result.summary.retries["Deliver"] == 2
+    assert len(receiver.requests_for("/overloaded")) == 8
+    assert _record(local_stack, notification["notificationId"])["attempts"] == 8
 
 
 def test_retry_exhaustion(local_stack, receiver):
