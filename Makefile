@@ -38,6 +38,10 @@ test: $(STAMP) lint chromium
 run: $(STAMP)
 	$(VENV)/bin/notiflow demo $(ARGS)
 
+# The demo, then everything kept up with the console opened in the browser (Ctrl-C stops it).
+console: $(STAMP)
+	$(VENV)/bin/notiflow demo --open
+
 up: $(STAMP)
 	$(VENV)/bin/notiflow local up $(ARGS)
 

@@ -26,7 +26,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from lambdas.shared.config import ConfigurationError, Settings, parse_settings
+from lambdas.shared.config import ConfigurationError, Settings, parse_settings, split_csv
 from lambdas.shared.constants import METRICS_NAMESPACE, SERVICE_NAME, EnvVar
 from workflows.definition import DELIVER_STATE, DeliveryRetryPolicy, default_retry_policy, load_definition
 
@@ -89,9 +89,7 @@ class NotiflowConfig(BaseModel):
     @field_validator("allowed_schemes", "allowed_target_hosts", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip().lower() for part in value.split(",") if part.strip())
-        return value
+        return split_csv(value)
 
     @field_validator("alarm_email", mode="before")
     @classmethod

@@ -120,7 +120,12 @@ def cmd_redrive(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from notiflow.demo import run_demo
 
-    return run_demo(time_scale=args.time_scale, keep_running=args.keep_running, port=args.port)
+    return run_demo(
+        time_scale=args.time_scale,
+        keep_running=args.keep_running or args.open,
+        port=args.port,
+        open_browser=args.open,
+    )
 
 
 def cmd_local_up(args: argparse.Namespace) -> int:
@@ -164,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the whole pipeline locally on a realistic batch and print a table")
     demo.add_argument("--time-scale", type=float, default=0.0001, help="multiply every ASL wait (default 0.0001)")
     demo.add_argument("--keep-running", action="store_true", help="keep the stack up afterwards to inspect runs")
+    demo.add_argument("--open", action="store_true", help="keep running and open the console in the browser")
     demo.add_argument(
         "--port", type=int, default=0, help="embedded AWS endpoint port (default: 4599 when kept running)"
     )

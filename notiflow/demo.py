@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import time
 import warnings
+import webbrowser
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -142,8 +144,14 @@ def row_for(store: RunStore, receiver: WebhookReceiver, scenario: Scenario) -> t
     )
 
 
-def run_demo(time_scale: float = 0.0001, keep_running: bool = False, port: int = 0, out: TextIO | None = None) -> int:
-    """Run the batch and print the table; returns 0 when every run ended as described."""
+def run_demo(
+    time_scale: float = 0.0001,
+    keep_running: bool = False,
+    port: int = 0,
+    out: TextIO | None = None,
+    open_browser: bool = False,
+) -> int:
+    """Run the batch and print the table; with ``keep_running`` leave it all up with the console."""
     out = out or sys.stdout
     started = time.monotonic()
     if keep_running and not port:
@@ -180,18 +188,28 @@ def run_demo(time_scale: float = 0.0001, keep_running: bool = False, port: int =
         print_next_steps(stack, batch, keep_running, out)
         print(f"  {log_path!s:<30} the Lambda logs of this run (JSON, one line each)", file=out)
         if keep_running:
-            keep_serving(stack, receiver, batch, out)
+            keep_serving(stack, receiver, batch, out, open_browser=open_browser)
     return 0
 
 
-def keep_serving(stack: EmbeddedStack, receiver: WebhookReceiver, batch: list[Scenario], out: TextIO) -> None:
+def keep_serving(
+    stack: EmbeddedStack,
+    receiver: WebhookReceiver,
+    batch: list[Scenario],
+    out: TextIO,
+    *,
+    console_port: int = CONSOLE_PORT,
+    open_browser: bool = False,
+    stop: threading.Event | None = None,
+) -> None:
     """Leave everything up with the receiver fixed, so a redrive of a failed run turns it green."""
     from notiflow.console.server import ConsoleServer
 
     for scenario in batch:
         if scenario.steps:
             receiver.fix(scenario.path, [Step(200)])
-    with ConsoleServer.for_stack(stack, port=CONSOLE_PORT) as console:
+    stop = stop or threading.Event()
+    with ConsoleServer.for_stack(stack, port=console_port) as console:
         print(f"\nConsole: {console.url}", file=out)
         print(
             "The receiver is now fixed: every path answers 200. Redrive demo-gone or demo-down from the console\n"
@@ -200,11 +218,11 @@ def keep_serving(stack: EmbeddedStack, receiver: WebhookReceiver, batch: list[Sc
             file=out,
             flush=True,
         )
-        try:
-            while True:
-                time.sleep(1)
-        except KeyboardInterrupt:
-            pass
+        if open_browser:
+            webbrowser.open(console.url)
+        with contextlib.suppress(KeyboardInterrupt):
+            while not stop.wait(0.5):
+                pass
 
 
 def _send_lambda_logs_to_file() -> tuple[Path, TextIO]:

@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import json
 import socket
-import socketserver
 import ssl
 import struct
 import threading
@@ -30,11 +29,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from lambdas.deliver import signing
+from notiflow.loopback import LoopbackHTTPServer
 
 HUGE_CHUNK: Final = 64 * 1024
 _RESET_PREFIX: Final = b"HTTP/1.1 200 OK\r\nContent-"
@@ -91,18 +91,12 @@ class RecordedRequest:
         return json.loads(self.body)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LoopbackHTTPServer):
     request_queue_size = 64
 
     def __init__(self, address: tuple[str, int], receiver: WebhookReceiver) -> None:
         self.receiver = receiver
         super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind calls getfqdn(), a reverse DNS lookup that can stall for seconds.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -22,18 +22,9 @@ from lambdas.ingest.starter import execution_name  # noqa: E402
 from notiflow.console.server import ConsoleServer  # noqa: E402
 from notiflow.local.fixtures import wait_for_execution  # noqa: E402
 from notiflow.local.stack import EmbeddedStack, StackSettings  # noqa: E402
+from notiflow.loopback import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from notiflow.receiver import Step, WebhookReceiver  # noqa: E402
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 NOTIFICATIONS = [
     # (notification id, receiver path, what the endpoint answers, event type)
     ("order-1042-shipped", "/orders", [Step(200)], "order.shipped"),
@@ -52,7 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=1440)
     parser.add_argument("--height", type=int, default=1500)
     parser.add_argument("--full-page", action="store_true", help="the whole page, not just the first screen")
-    parser.add_argument("--chromium", type=Path, default=Path("/usr/bin/chromium"))
+    parser.add_argument("--chromium", type=Path, default=CHROMIUM)
     return parser.parse_args(argv)
 
 
@@ -89,7 +80,7 @@ def screenshot(args: argparse.Namespace) -> Path:
     with EmbeddedStack(settings) as stack, WebhookReceiver(secret=stack.signing_secret) as receiver:
         arns = send_notifications(stack, receiver)
         with ConsoleServer.for_stack(stack) as console, sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(args.chromium), args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(executable_path=str(args.chromium), args=list(CHROMIUM_ARGS))
             try:
                 page = browser.new_page(viewport={"width": args.width, "height": args.height})
                 if args.page == "list":

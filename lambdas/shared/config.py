@@ -15,6 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from lambdas.shared.constants import DEFAULT_TABLE_NAME, EnvVar
 
 
+def split_csv(value: object) -> object:
+    """'a, B,c' -> ('a', 'b', 'c'); other values unchanged (for comma-separated variables and context)."""
+    if isinstance(value, str):
+        return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+    return value
+
+
 class Settings(BaseModel):
     """Typed view of the Lambda environment; defaults are the production-safe ones."""
 
@@ -34,9 +41,7 @@ class Settings(BaseModel):
     @field_validator("allowed_schemes", "allowed_target_hosts", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip().lower() for part in value.split(",") if part.strip())
-        return value
+        return split_csv(value)
 
     @field_validator("allowed_schemes")
     @classmethod

@@ -13,13 +13,12 @@ behaves the same against the embedded stack and against AWS.
 from __future__ import annotations
 
 import json
-import socketserver
 import sys
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Final, TextIO
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -27,6 +26,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from botocore.exceptions import ClientError
 
 from notiflow.console.graph import layout
+from notiflow.loopback import LoopbackHTTPServer
 from notiflow.redrive import eligibility
 from notiflow.runs import RunStore, state_colours, summarize_history
 
@@ -300,17 +300,10 @@ class Console:
         return {"executionArn": execution_arn, "redriveDate": response.get("redriveDate")}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(LoopbackHTTPServer):
     def __init__(self, address: tuple[str, int], console: Console) -> None:
         self.console = console
         super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host name (getfqdn), which can stall; nothing here needs it.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,19 +17,9 @@ from lambdas.ingest.starter import execution_name
 from notiflow.console.server import ConsoleServer
 from notiflow.local.fixtures import stack_settings_for_tests, wait_for_execution
 from notiflow.local.stack import EmbeddedStack
+from notiflow.loopback import CHROMIUM, CHROMIUM_ARGS
 from notiflow.receiver import Step, WebhookReceiver
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 XSS_ID = '<img src=x onerror="window.__xss=1">'
 
 
@@ -106,7 +95,7 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=30_000)
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS), timeout=30_000)
         yield instance
         instance.close()
 
