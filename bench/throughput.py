@@ -61,6 +61,13 @@ def end_to_end(stack: EmbeddedStack, batch: list[dict[str, Any]], timeout: float
     deadline = time.monotonic() + timeout
     names = {item["notificationId"] for item in batch}
     while time.monotonic() < deadline:
+        failed = [
+            e["name"]
+            for e in sfn.list_executions(stateMachineArn=stack.state_machine_arn, statusFilter="FAILED")["executions"]
+            if e["name"] in names
+        ]
+        if failed:
+            raise RuntimeError(f"{len(failed)} run(s) failed, e.g. {failed[0]}: a benchmark of successes is void")
         done = 0
         for page in sfn.get_paginator("list_executions").paginate(
             stateMachineArn=stack.state_machine_arn, statusFilter="SUCCEEDED"

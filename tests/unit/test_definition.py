@@ -72,6 +72,19 @@ def test_lambda_tasks_retry_service_errors(name: str) -> None:
     assert retried >= LAMBDA_SERVICE_ERRORS
 
 
+@pytest.mark.parametrize("name", ["Validate", "Deduplicate", "FailureGate"])
+def test_idempotent_lambda_steps_retry_a_timed_out_invocation(name: str) -> None:
+    # A cold start under load can time out; these steps are safe to run twice for one run.
+    retried = {error for retrier in STATES[name]["Retry"] for error in retrier["ErrorEquals"]}
+    assert "Sandbox.Timedout" in retried
+
+
+def test_deliver_does_not_retry_a_timed_out_invocation_blindly() -> None:
+    # A timed-out delivery may have reached the receiver: it is recorded FAILED and left to a redrive.
+    retried = {error for retrier in STATES["Deliver"]["Retry"] for error in retrier["ErrorEquals"]}
+    assert "Sandbox.Timedout" not in retried
+
+
 @pytest.mark.parametrize("name", [n for n, s in STATES.items() if "dynamodb:" in s.get("Resource", "")])
 def test_dynamodb_tasks_retry_throttling_and_catch_stale_writes(name: str) -> None:
     state = STATES[name]
@@ -102,7 +115,7 @@ def test_error_names_in_the_definition_exist_as_exception_classes() -> None:
         for state in STATES.values()
         for rule in state.get("Retry", []) + state.get("Catch", [])
         for error in rule["ErrorEquals"]
-        if not error.startswith(("States.", "Lambda.", "DynamoDB."))
+        if not error.startswith(("States.", "Lambda.", "DynamoDB.", "Sandbox."))
     }
     assert ours
     for name in ours:
