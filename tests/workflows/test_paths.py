@@ -416,3 +416,31 @@ def test_execution_name_is_the_notification_id(local_stack, receiver):
     assert description["status"] == "SUCCEEDED"
     assert description["name"] == notification["notificationId"]
     assert json.loads(description["input"])["notification"] == notification
+
+
+def test_corrected_rejected_notification_is_delivered_by_a_replay(local_stack, receiver):
+    # Given a notification rejected for a bad scheme
+    receiver.script("/corrected", Step(200))
+    good = _notification(receiver, "/corrected")
+    bad = {**good, "target": {"url": good["target"]["url"].replace("http://", "ftp://")}}
+    assert _run(local_stack, bad).status == "FAILED"
+    assert _record(local_stack, good["notificationId"])["status"] == "REJECTED"
+
+    # When the corrected message is sent plainly, it is a duplicate of the rejected run's name
+    local_stack.send_notification(good)
+    # And when it is sent as a deliberate replay
+    message_id = local_stack.send_notification(good, **{REPLAY_ATTRIBUTE: "true"})
+    replay = finished_execution(
+        local_stack.client("stepfunctions"),
+        _execution_arn(local_stack, execution_name(good["notificationId"], message_id)),
+        timeout=60,
+    )
+
+    # Then the replay claims the REJECTED record and delivers it, once
+    assert replay.status == "SUCCEEDED"
+    assert replay.summary.entered == SUCCESS_PATH
+    record = _record(local_stack, good["notificationId"])
+    assert record["status"] == "SUCCESS"
+    assert record["executionArn"] == replay.description["executionArn"]
+    assert "replayedAt" in record
+    assert len(receiver.requests_for("/corrected")) == 1
