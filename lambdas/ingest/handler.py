@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.ingest.starter import build_start_request, start
 from lambdas.shared.config import ConfigurationError, get_settings
-from lambdas.shared.observability import logger, metrics, tracer
+from lambdas.shared.observability import bind_run, logger, metrics, tracer
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -28,7 +28,7 @@ def record_handler(record: SQSRecord) -> str:
     if not settings.state_machine_arn:
         raise ConfigurationError("NOTIFLOW_STATE_MACHINE_ARN is not set")
     request = build_start_request(record.raw_event, record.event_source_arn, settings.record_ttl_days)
-    logger.append_keys(notificationId=request.input["notificationId"], sqsMessageId=record.message_id)
+    bind_run(request.input["notificationId"], None, sqsMessageId=record.message_id)
     execution, started = start(_sfn(), settings.state_machine_arn, request)
     if started:
         logger.info("execution started", extra={"executionArn": execution})
@@ -36,7 +36,7 @@ def record_handler(record: SQSRecord) -> str:
     else:
         logger.info("execution exists already; duplicate message", extra={"executionName": execution})
         metrics.add_metric(name="DuplicateMessage", unit="Count", value=1)
-    logger.remove_keys(["notificationId", "sqsMessageId"])
+    logger.thread_safe_clear_keys()
     return execution
 
 
