@@ -246,6 +246,12 @@ def print_next_steps(stack: EmbeddedStack, batch: list[Scenario], keep_running: 
         print(f"  notiflow runs show {failed} {endpoint}", file=out)
         print(f"  notiflow redrive {failed} {endpoint}", file=out)
     else:
-        print("  make run ARGS=--keep-running   keep it all up: console, `notiflow runs ...`, redrive", file=out)
+        print(
+            "  make console                   the same demo, then kept up with the console open in a browser", file=out
+        )
+        print(
+            "  make run ARGS=--keep-running   kept up without opening it: console, `notiflow runs ...`, redrive",
+            file=out,
+        )
     print("  make up                        a long-running stack on 127.0.0.1:4599 for your own messages", file=out)
     print("  README.md                      the contract, the statuses and the retry schedule", file=out)
