@@ -13,31 +13,18 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from notiflow.cli import main as notiflow_main
-from notiflow.local.fixtures import stack_settings_for_tests, wait_for_execution
+from notiflow.local.fixtures import wait_for_execution
 from notiflow.local.stack import EmbeddedStack
 from notiflow.receiver import Step, WebhookReceiver
 
 pytestmark = pytest.mark.slow
 AWS = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[EmbeddedStack]:
-    with EmbeddedStack(stack_settings_for_tests()) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def receiver(stack: EmbeddedStack) -> Iterator[WebhookReceiver]:
-    with WebhookReceiver(secret=stack.signing_secret) as running:
-        yield running
 
 
 def aws(stack: EmbeddedStack, *args: str) -> Any:

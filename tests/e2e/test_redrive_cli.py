@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from notiflow.cli import main as notiflow_main
-from notiflow.local.fixtures import stack_settings_for_tests, wait_for_execution
+from notiflow.local.fixtures import wait_for_execution
 from notiflow.local.stack import EmbeddedStack
 from notiflow.receiver import Step, WebhookReceiver
 
 pytestmark = pytest.mark.slow
 BROKEN = [f"bulk-{n}" for n in range(4)]
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[EmbeddedStack]:
-    with EmbeddedStack(stack_settings_for_tests()) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def receiver(stack: EmbeddedStack) -> Iterator[WebhookReceiver]:
-    with WebhookReceiver(secret=stack.signing_secret) as running:
-        yield running
 
 
 def arn(stack: EmbeddedStack, name: str) -> str:

@@ -1,0 +1,21 @@
+"""End-to-end fixtures: the module's embedded stack (from the notiflow.local.fixtures plugin) and a receiver."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from notiflow.local.stack import EmbeddedStack
+from notiflow.receiver import WebhookReceiver
+
+
+@pytest.fixture(scope="module")
+def stack(local_stack: EmbeddedStack) -> EmbeddedStack:
+    return local_stack
+
+
+@pytest.fixture(scope="module")
+def receiver(local_stack: EmbeddedStack) -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(secret=local_stack.signing_secret) as running:
+        yield running
