@@ -7,11 +7,11 @@ execution name, a manual start, or two runs racing for one id.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
+from lambdas.shared.clock import utc_iso
 from lambdas.shared.constants import (
     STATUS_FAILED,
     STATUS_PROCESSING,
@@ -33,11 +33,6 @@ THROTTLING_CODES: Final = frozenset(
 )
 
 
-def utc_now() -> str:
-    """ISO 8601 UTC with milliseconds, the timestamp format of every record field."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _claim_expression(replay: bool) -> str:
     mine = f"(executionArn = :exec AND #status = :{STATUS_PROCESSING.lower()})"
     condition = f"attribute_not_exists({TABLE_PARTITION_KEY}) OR {mine}"
@@ -52,7 +47,7 @@ def claim(table: Any, request: ClaimRequest, now: str | None = None) -> ClaimRes
     ``table`` is a boto3 DynamoDB Table resource. A notification that ended FAILED
     (or REJECTED) can be claimed again only when ``request.replay`` is set.
     """
-    now = now or utc_now()
+    now = now or utc_iso()
     notification = request.notification
     values: dict[str, Any] = {
         ":processing": STATUS_PROCESSING,

@@ -7,13 +7,13 @@ caller's estimate of the attempt number is used instead.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.shared.clock import utc_iso
 from lambdas.shared.constants import STATUS_PROCESSING, TABLE_PARTITION_KEY
 from lambdas.shared.models import DeliveryOutcome
 from lambdas.shared.observability import logger
@@ -96,7 +96,7 @@ def record_attempt(
                 ":empty": [],
                 ":entry": [entry],
                 ":ts": outcome.timestamp,
-                ":now": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                ":now": utc_iso(),
                 ":one": 1,
                 ":exec": execution_id,
                 ":processing": STATUS_PROCESSING,

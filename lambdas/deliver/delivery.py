@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Final
 
 from aws_lambda_powertools.utilities import parameters
 
 from lambdas.deliver import attempt_log, signing, transport
+from lambdas.shared.clock import utc_iso
 from lambdas.shared.config import Settings, get_settings
 from lambdas.shared.models import Category, DeliverRequest, DeliveryOutcome
 from lambdas.shared.observability import logger, tracer
@@ -52,7 +52,7 @@ def deliver(request: DeliverRequest, settings: Settings | None = None) -> Delive
             category=Category.CONNECTION_ERROR,
             responseTime=0,
             errorDetails=f"request not sent: {exc}",
-            timestamp=transport.utc_iso(datetime.now(UTC)),
+            timestamp=utc_iso(),
             correlationId=notification.correlationId,
             attempt=planned,
         )

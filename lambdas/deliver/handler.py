@@ -7,7 +7,6 @@ same dict as JSON in the message, so the failure path records the last outcome.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -16,7 +15,7 @@ from pydantic import ValidationError
 
 from lambdas.deliver.delivery import deliver
 from lambdas.deliver.result import retry_after_wait, to_message, to_result
-from lambdas.deliver.transport import utc_iso
+from lambdas.shared.clock import utc_iso
 from lambdas.shared.errors import DeliveryPermanentError, DeliveryRetryableError, DeliveryThrottledError
 from lambdas.shared.models import Category, DeliverRequest, DeliveryOutcome
 from lambdas.shared.observability import bind_run, logger, metrics, tracer
@@ -75,6 +74,6 @@ def _malformed(exc: ValidationError, notification: object) -> DeliveryOutcome:
         category=Category.CLIENT_ERROR,
         responseTime=0,
         errorDetails=f"deliver input is malformed, nothing was sent: {problems}"[:2000],
-        timestamp=utc_iso(datetime.now(UTC)),
+        timestamp=utc_iso(),
         correlationId=correlation if isinstance(correlation, str) else None,
     )

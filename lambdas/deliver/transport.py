@@ -39,6 +39,7 @@ from requests.structures import CaseInsensitiveDict
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from lambdas.deliver import signing
+from lambdas.shared.clock import utc_iso
 from lambdas.shared.config import Settings, get_settings
 from lambdas.shared.models import Category, DeliveryOutcome, Notification
 from lambdas.shared.observability import logger
@@ -120,11 +121,6 @@ class BodyRead:
     data: bytes
     truncated: bool
     problem: str | None = None
-
-
-def utc_iso(moment: datetime) -> str:
-    """ISO 8601 UTC with milliseconds and a ``Z``, the same shape as Step Functions timestamps."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> int | None:
