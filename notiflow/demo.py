@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from lambdas.ingest.starter import execution_name
 from notiflow.local.stack import EmbeddedStack, StackSettings
 from notiflow.receiver import Step, WebhookReceiver
 from notiflow.runs import RunStore, summarize_history
@@ -102,9 +103,7 @@ def _wait_for_runs(store: RunStore, names: list[str], deadline: float) -> None:
         raise TimeoutError(f"runs still going after {RUN_DEADLINE_SECONDS:.0f}s: {sorted(pending)}")
 
 
-def _execution_names(stack: EmbeddedStack, scenario: Scenario, message_ids: list[str]) -> list[str]:
-    from lambdas.ingest.starter import execution_name
-
+def _execution_names(scenario: Scenario, message_ids: list[str]) -> list[str]:
     if scenario.notification_id:
         return [execution_name(scenario.notification_id)]
     return [f"sqs-{message_id}" for message_id in message_ids]
@@ -176,7 +175,7 @@ def run_demo(
         for scenario in batch:
             body = notification_for(scenario, receiver)
             message_ids = [stack.send_notification(body) for _ in range(scenario.sends)]
-            scenario.execution_names = _execution_names(stack, scenario, message_ids)
+            scenario.execution_names = _execution_names(scenario, message_ids)
         names = [name for scenario in batch for name in scenario.execution_names]
         _wait_for_runs(store, names, time.monotonic() + RUN_DEADLINE_SECONDS)
         rows = [row_for(store, receiver, scenario) for scenario in batch]

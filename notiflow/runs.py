@@ -19,6 +19,11 @@ from lambdas.shared.constants import TABLE_PARTITION_KEY
 _DESERIALIZER = TypeDeserializer()
 
 
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN Step Functions gives the execution called ``name`` of that state machine."""
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
+
+
 @dataclass
 class StateVisit:
     """One entry into a state during a run, with what happened inside it."""
@@ -160,7 +165,7 @@ class RunStore:
             kwargs["nextToken"] = page["nextToken"]
 
     def execution_arn(self, name: str) -> str:
-        return self.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
+        return execution_arn(self.state_machine_arn, name)
 
     def describe(self, execution_arn: str) -> dict[str, Any]:
         return self.sfn.describe_execution(executionArn=execution_arn)

@@ -49,7 +49,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def send_notifications(stack: EmbeddedStack, receiver: WebhookReceiver) -> dict[str, str]:
     """Send every notification and wait for its run to end; returns execution ARNs by notification id."""
-    prefix = stack.state_machine_arn.replace(":stateMachine:", ":execution:", 1)
     arns: dict[str, str] = {}
     for notification_id, path, steps, event_type in NOTIFICATIONS:
         receiver.script(path, steps)
@@ -62,9 +61,9 @@ def send_notifications(stack: EmbeddedStack, receiver: WebhookReceiver) -> dict[
                 "correlationId": "req-" + hashlib.sha256(notification_id.encode()).hexdigest()[:8],
             }
         )
-        arns[notification_id] = f"{prefix}:{execution_name(notification_id)}"
+        arns[notification_id] = stack.execution_arn(execution_name(notification_id))
     stack.send_notification(REJECTED)
-    arns[REJECTED["notificationId"]] = f"{prefix}:{execution_name(REJECTED['notificationId'])}"
+    arns[REJECTED["notificationId"]] = stack.execution_arn(execution_name(REJECTED["notificationId"]))
     sfn = stack.client("stepfunctions")
     for arn in arns.values():
         wait_for_execution(sfn, arn, timeout=60)

@@ -30,7 +30,7 @@ def usage_text(stack: EmbeddedStack) -> str:
         "payload": {"hello": "world"},
         "eventType": "demo.hello",
     }
-    execution = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":hello-1"
+    execution = stack.execution_arn("hello-1")
     scale, cap = stack.settings.time_scale, stack.settings.max_wait_seconds
     lines = [
         f"Notiflow embedded stack on {stack.endpoint_url} (time scale {scale:g}"

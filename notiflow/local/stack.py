@@ -47,6 +47,7 @@ from lambdas.shared.constants import (
 )
 from notiflow.local import moto_adapter
 from notiflow.local.sqs_poller import SqsPoller
+from notiflow.runs import execution_arn
 from workflows.definition import DeliveryRetryPolicy, render_definition
 
 LOG = logging.getLogger(__name__)
@@ -502,6 +503,10 @@ class EmbeddedStack:
         if message_attributes:
             kwargs["MessageAttributes"] = message_attributes
         return str(self.client("sqs").send_message(**kwargs)["MessageId"])
+
+    def execution_arn(self, name: str) -> str:
+        """ARN of this stack's execution called ``name``."""
+        return execution_arn(self.state_machine_arn, name)
 
     def describe(self) -> dict[str, Any]:
         """Endpoint and resource names, as printed by ``notiflow local up``."""

@@ -73,9 +73,7 @@ def runs(console_stack: EmbeddedStack) -> Iterator[Runs]:
             }
             local_stack.send_notification(notification)
             ids[role] = notification_id
-            arns[role] = local_stack.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + (
-                ":" + execution_name(notification_id)
-            )
+            arns[role] = local_stack.execution_arn(execution_name(notification_id))
         sfn = local_stack.client("stepfunctions")
         for arn in arns.values():
             wait_for_execution(sfn, arn, timeout=60)

@@ -37,7 +37,7 @@ def test_kept_stack_shows_the_failed_run_and_redrive_turns_it_green(capsys: pyte
         # Given the demo's permanent-4xx notification has failed
         rx.script(gone.path, gone.steps)
         stack.send_notification(notification_for(gone, rx))
-        arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + gone.notification_id
+        arn = stack.execution_arn(gone.notification_id)
         sfn = stack.client("stepfunctions")
         assert wait_for_execution(sfn, arn, timeout=30)["status"] == "FAILED"
 

@@ -56,7 +56,7 @@ def test_fix_the_endpoint_and_redrive_delivers_under_the_same_execution(
     }
     # When a producer sends it with the AWS CLI
     aws(stack, "sqs", "send-message", "--queue-url", stack.queue_url, "--message-body", json.dumps(body))
-    execution_arn = stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":ops-redrive-1"
+    execution_arn = stack.execution_arn("ops-redrive-1")
     sfn = stack.client("stepfunctions")
     failed = wait_for_execution(sfn, execution_arn, timeout=30)
     # Then the run fails in the gate with the delivery error and the record says FAILED

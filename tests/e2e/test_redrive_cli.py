@@ -15,13 +15,9 @@ pytestmark = pytest.mark.slow
 BROKEN = [f"bulk-{n}" for n in range(4)]
 
 
-def arn(stack: EmbeddedStack, name: str) -> str:
-    return stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + name
-
-
 def send_and_wait(stack: EmbeddedStack, receiver: WebhookReceiver, ident: str, path: str) -> dict:
     stack.send_notification({"notificationId": ident, "target": {"url": receiver.url(path)}, "payload": {"n": ident}})
-    return wait_for_execution(stack.client("stepfunctions"), arn(stack, ident), timeout=30)
+    return wait_for_execution(stack.client("stepfunctions"), stack.execution_arn(ident), timeout=30)
 
 
 def record_status(stack: EmbeddedStack, ident: str) -> str:
@@ -51,15 +47,17 @@ def test_bulk_redrive_stops_on_a_failing_canary_then_redrives_all_once_fixed(
     dry = capsys.readouterr().out
     assert all(f"would redrive  {ident}" in dry for ident in BROKEN)
     assert "dry run: 4 would be redriven" in dry
-    assert all(sfn.describe_execution(executionArn=arn(stack, i))["status"] == "FAILED" for i in BROKEN)
+    assert all(sfn.describe_execution(executionArn=stack.execution_arn(i))["status"] == "FAILED" for i in BROKEN)
 
     # When the endpoint is still broken / Then only the oldest is tried, and the command stops
     assert redrive(stack, "--status", "FAILED", "--wait-seconds", "30") == 1
     stopped = capsys.readouterr().out
     assert "canary  bulk-0" in stopped
     assert "stopping before the other 3" in stopped
-    assert sfn.describe_execution(executionArn=arn(stack, "bulk-0")).get("redriveCount") == 1
-    assert [sfn.describe_execution(executionArn=arn(stack, i)).get("redriveCount", 0) for i in BROKEN[1:]] == [0] * 3
+    assert sfn.describe_execution(executionArn=stack.execution_arn("bulk-0")).get("redriveCount") == 1
+    assert [sfn.describe_execution(executionArn=stack.execution_arn(i)).get("redriveCount", 0) for i in BROKEN[1:]] == [
+        0
+    ] * 3
 
     # When the endpoint is fixed / Then the canary succeeds and the rest follow at the given rate
     receiver.fix("/broken", [Step(200)])
@@ -71,7 +69,7 @@ def test_bulk_redrive_stops_on_a_failing_canary_then_redrives_all_once_fixed(
     assert "summary: canary delivered, 3 more redriven, 0 refused by the API, 0 not redrivable" in done
     assert elapsed >= 0.5  # 3 redrives at 4/s take at least two intervals
     for ident in BROKEN:
-        assert wait_for_execution(sfn, arn(stack, ident), timeout=30)["status"] == "SUCCEEDED"
+        assert wait_for_execution(sfn, stack.execution_arn(ident), timeout=30)["status"] == "SUCCEEDED"
         assert record_status(stack, ident) == "SUCCESS"
 
 

@@ -18,6 +18,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from notiflow.local.fixtures import wait_for_execution, wait_for_item
 from notiflow.receiver import Step, WebhookReceiver
+from notiflow.runs import execution_arn
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,7 +85,7 @@ def test_outside_client_delivers_a_notification_through_sqs(server):
         # Then the server's poller starts the run, which delivers it signed and records SUCCESS
         sfn = _client(endpoint, "stepfunctions")
         machine = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
-        execution = machine.replace(":stateMachine:", ":execution:") + ":" + notification["notificationId"]
+        execution = execution_arn(machine, notification["notificationId"])
         assert wait_for_execution(sfn, execution, timeout=30)["status"] == "SUCCEEDED"
         item = wait_for_item(
             _client(endpoint, "dynamodb"),

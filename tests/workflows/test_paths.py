@@ -57,17 +57,13 @@ def _notification(receiver: WebhookReceiver, path: str, **extra: Any) -> dict[st
     }
 
 
-def _execution_arn(stack: EmbeddedStack, name: str) -> str:
-    return stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":" + name
-
-
 def _run(
     stack: EmbeddedStack, body: dict[str, Any] | str, name: str | None = None, **attributes: str
 ) -> ExecutionResult:
     message_id = stack.send_notification(body, **attributes)
     if name is None:
         name = execution_name(body["notificationId"]) if isinstance(body, dict) else f"sqs-{message_id}"
-    return finished_execution(stack.client("stepfunctions"), _execution_arn(stack, name), timeout=60)
+    return finished_execution(stack.client("stepfunctions"), stack.execution_arn(name), timeout=60)
 
 
 def _record(stack: EmbeddedStack, notification_id: str) -> dict[str, Any]:
@@ -347,7 +343,7 @@ def test_duplicates_are_delivered_once(local_stack, receiver):
     replay_message = local_stack.send_notification(notification, **{REPLAY_ATTRIBUTE: "true"})
     replay = finished_execution(
         local_stack.client("stepfunctions"),
-        _execution_arn(local_stack, execution_name(notification["notificationId"], replay_message)),
+        local_stack.execution_arn(execution_name(notification["notificationId"], replay_message)),
         timeout=60,
     )
 
@@ -378,7 +374,7 @@ def test_conditional_write_conflict_leaves_the_record_alone(local_stack, receive
     notification = _notification(receiver, "/slow")
     local_stack.send_notification(notification)
     receiver.wait_for("/slow", 1, timeout=30)
-    other_run = _execution_arn(local_stack, "another-run")
+    other_run = local_stack.execution_arn("another-run")
     local_stack.client("dynamodb").update_item(
         TableName=local_stack.table_name,
         Key={"notificationId": {"S": notification["notificationId"]}},
@@ -389,7 +385,7 @@ def test_conditional_write_conflict_leaves_the_record_alone(local_stack, receive
     # When the slow delivery completes
     result = finished_execution(
         local_stack.client("stepfunctions"),
-        _execution_arn(local_stack, execution_name(notification["notificationId"])),
+        local_stack.execution_arn(execution_name(notification["notificationId"])),
         timeout=60,
     )
 
@@ -411,7 +407,7 @@ def test_execution_name_is_the_notification_id(local_stack, receiver):
     notification = _notification(receiver, "/named")
     local_stack.send_notification(notification)
     description = wait_for_execution(
-        local_stack.client("stepfunctions"), _execution_arn(local_stack, notification["notificationId"]), timeout=60
+        local_stack.client("stepfunctions"), local_stack.execution_arn(notification["notificationId"]), timeout=60
     )
     assert description["status"] == "SUCCEEDED"
     assert description["name"] == notification["notificationId"]
@@ -432,7 +428,7 @@ def test_corrected_rejected_notification_is_delivered_by_a_replay(local_stack, r
     message_id = local_stack.send_notification(good, **{REPLAY_ATTRIBUTE: "true"})
     replay = finished_execution(
         local_stack.client("stepfunctions"),
-        _execution_arn(local_stack, execution_name(good["notificationId"], message_id)),
+        local_stack.execution_arn(execution_name(good["notificationId"], message_id)),
         timeout=60,
     )
 
