@@ -21,9 +21,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Final, TextIO
 
+from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local import moto_adapter
 from notiflow.local.stack import EmbeddedStack, StackSettings
-from notiflow.receiver import Step, WebhookReceiver
 
 MODES: Final = {
     "stock": {"cache_clients": False, "cache_programs": False, "direct_lambda_calls": False, "fast_server": False},

@@ -31,8 +31,8 @@ from lambdas.deduplicate.handler import lambda_handler as deduplicate
 from lambdas.deliver.handler import lambda_handler as deliver
 from lambdas.ingest.starter import build_start_request
 from lambdas.validate.handler import lambda_handler as validate
+from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local.stack import EmbeddedStack, StackSettings
-from notiflow.receiver import Step, WebhookReceiver
 from tests.support import FakeLambdaContext
 
 

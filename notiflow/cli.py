@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from notiflow.deployment import Deployment, DeploymentNotFoundError, resolve
-from notiflow.operate import RunFilter, list_runs, parse_since, show_run
-from notiflow.table import render_table
+from notiflow.operate.deployment import Deployment, DeploymentNotFoundError, resolve
+from notiflow.operate.queries import RunFilter, list_runs, parse_since, show_run
+from notiflow.shared.table import render_table
 
 DEFAULT_LOCAL_PORT = 4599
 DEFAULT_CONSOLE_PORT = 4600
@@ -112,13 +112,13 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
-    from notiflow.redrive import run_redrive_command
+    from notiflow.operate.redrive import run_redrive_command
 
     return run_redrive_command(_deployment(args), args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from notiflow.demo import run_demo
+    from notiflow.demo.scenarios import run_demo
 
     return run_demo(
         time_scale=args.time_scale,

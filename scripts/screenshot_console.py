@@ -20,10 +20,10 @@ if str(REPO_ROOT) not in sys.path:
 
 from lambdas.ingest.starter import execution_name  # noqa: E402
 from notiflow.console.server import ConsoleServer  # noqa: E402
+from notiflow.demo.receiver import Step, WebhookReceiver  # noqa: E402
 from notiflow.local.fixtures import wait_for_execution  # noqa: E402
 from notiflow.local.stack import EmbeddedStack, StackSettings  # noqa: E402
-from notiflow.loopback import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from notiflow.receiver import Step, WebhookReceiver  # noqa: E402
+from notiflow.shared.loopback import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 NOTIFICATIONS = [
     # (notification id, receiver path, what the endpoint answers, event type)

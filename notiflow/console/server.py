@@ -1,6 +1,6 @@
 """The local console: what the Step Functions console shows for Notiflow runs, served from 127.0.0.1.
 
-A small threaded HTTP server with a JSON API over a :class:`notiflow.runs.RunStore` and a
+A small threaded HTTP server with a JSON API over a :class:`notiflow.operate.runs.RunStore` and a
 static page (vanilla JS, inline SVG, nothing fetched from elsewhere). Everything it shows is
 read back from the execution history and the DynamoDB record, the same sources as the CLI,
 and a redrive goes through the Step Functions ``RedriveExecution`` API, so the console
@@ -26,9 +26,9 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from botocore.exceptions import ClientError
 
 from notiflow.console.graph import layout
-from notiflow.loopback import LoopbackHTTPServer
-from notiflow.redrive import eligibility
-from notiflow.runs import RunStore, state_colours, summarize_history
+from notiflow.operate.redrive import eligibility
+from notiflow.operate.runs import RunStore, state_colours, summarize_history
+from notiflow.shared.loopback import LoopbackHTTPServer
 
 STATIC_DIR: Final = Path(__file__).with_name("static")
 STATIC_FILES: Final = {

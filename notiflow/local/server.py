@@ -43,7 +43,7 @@ def usage_text(stack: EmbeddedStack) -> str:
         f"  signing secret  {stack.signing_secret}  ({stack.signing_secret_name} in Secrets Manager)",
         "",
         "Credentials are not checked: export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local",
-        "Receive webhooks: python -m notiflow.receiver --port 8080 --secret " + stack.signing_secret,
+        "Receive webhooks: python -m notiflow.demo.receiver --port 8080 --secret " + stack.signing_secret,
         "Then:",
         f"  {aws} sqs send-message --queue-url {stack.queue_url} --message-body {shlex.quote(json.dumps(example))}",
         f"  {aws} stepfunctions list-executions --state-machine-arn {stack.state_machine_arn}",

@@ -47,7 +47,7 @@ from lambdas.shared.constants import (
 )
 from notiflow.local import moto_adapter
 from notiflow.local.sqs_poller import SqsPoller
-from notiflow.runs import execution_arn
+from notiflow.operate.runs import execution_arn
 from workflows.definition import DeliveryRetryPolicy, render_definition
 
 LOG = logging.getLogger(__name__)

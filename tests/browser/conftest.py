@@ -15,10 +15,10 @@ import pytest
 
 from lambdas.ingest.starter import execution_name
 from notiflow.console.server import ConsoleServer
+from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local.fixtures import stack_settings_for_tests, wait_for_execution
 from notiflow.local.stack import EmbeddedStack
-from notiflow.loopback import CHROMIUM, CHROMIUM_ARGS
-from notiflow.receiver import Step, WebhookReceiver
+from notiflow.shared.loopback import CHROMIUM, CHROMIUM_ARGS
 
 XSS_ID = '<img src=x onerror="window.__xss=1">'
 

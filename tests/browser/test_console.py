@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from notiflow.console.server import ConsoleServer
-from notiflow.receiver import Step
+from notiflow.demo.receiver import Step
 from tests.browser.conftest import XSS_ID, Runs, chromium_missing
 
 pytestmark = [

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from notiflow.demo.receiver import WebhookReceiver
 from notiflow.local.stack import EmbeddedStack
-from notiflow.receiver import WebhookReceiver
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from notiflow.demo import run_demo
+from notiflow.demo.scenarios import run_demo
 
 pytestmark = pytest.mark.slow
 

@@ -17,10 +17,10 @@ import urllib.request
 import pytest
 
 from notiflow.cli import main as notiflow_main
-from notiflow.demo import keep_serving, notification_for, scenarios
+from notiflow.demo.receiver import WebhookReceiver
+from notiflow.demo.scenarios import keep_serving, notification_for, scenarios
 from notiflow.local.fixtures import stack_settings_for_tests, wait_for_execution
 from notiflow.local.stack import EmbeddedStack
-from notiflow.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.slow
 

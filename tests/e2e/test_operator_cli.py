@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from notiflow.cli import main as notiflow_main
+from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local.fixtures import wait_for_execution
 from notiflow.local.stack import EmbeddedStack
-from notiflow.receiver import Step, WebhookReceiver
 
 pytestmark = pytest.mark.slow
 AWS = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")

@@ -7,9 +7,9 @@ import time
 import pytest
 
 from notiflow.cli import main as notiflow_main
+from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local.fixtures import wait_for_execution
 from notiflow.local.stack import EmbeddedStack
-from notiflow.receiver import Step, WebhookReceiver
 
 pytestmark = pytest.mark.slow
 BROKEN = [f"bulk-{n}" for n in range(4)]

@@ -16,9 +16,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 
+from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local.fixtures import wait_for_execution, wait_for_item
-from notiflow.receiver import Step, WebhookReceiver
-from notiflow.runs import execution_arn
+from notiflow.operate.runs import execution_arn
 
 REPO = Path(__file__).resolve().parents[2]
 

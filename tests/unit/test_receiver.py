@@ -19,7 +19,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from lambdas.deliver import signing
-from notiflow.receiver import Step, WebhookReceiver
+from notiflow.demo.receiver import Step, WebhookReceiver
 
 SECRET = "whsec_" + base64.b64encode(b"receiver-test-secret-0123456789").decode()
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -282,7 +282,7 @@ def test_verify_helper_matches_what_the_receiver_records(rx):
 def test_command_line_receiver_serves_a_script():
     # Given the receiver started as a program with a script
     process = subprocess.Popen(
-        [sys.executable, "-m", "notiflow.receiver", "--port", "0", "--script", "/flaky=503,200"],
+        [sys.executable, "-m", "notiflow.demo.receiver", "--port", "0", "--script", "/flaky=503,200"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         text=True,

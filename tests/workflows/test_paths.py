@@ -20,9 +20,9 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from lambdas.ingest.starter import execution_name
 from lambdas.shared.constants import REPLAY_ATTRIBUTE
+from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local.fixtures import ExecutionResult, finished_execution, wait_for_execution
 from notiflow.local.stack import EmbeddedStack
-from notiflow.receiver import Step, WebhookReceiver
 
 SUCCESS_PATH = ["Validate", "Deduplicate", "IsDuplicate", "PrepareDelivery", "Deliver", "RecordSuccess", "Delivered"]
 FAILURE_PATH = [

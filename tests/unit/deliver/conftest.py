@@ -18,7 +18,7 @@ from lambdas.deliver import attempt_log
 from lambdas.shared.config import get_settings
 from lambdas.shared.constants import STATUS_PROCESSING, EnvVar
 from lambdas.shared.observability import metrics
-from notiflow.receiver import WebhookReceiver
+from notiflow.demo.receiver import WebhookReceiver
 
 SECRET = "whsec_" + base64.b64encode(b"notiflow-unit-test-signing-key-1").decode()
 ROTATED_SECRET = "whsec_" + base64.b64encode(b"notiflow-unit-test-signing-key-2").decode()

@@ -13,7 +13,7 @@ from standardwebhooks import Webhook
 from lambdas.deliver.handler import lambda_handler
 from lambdas.shared.errors import DeliveryPermanentError, DeliveryRetryableError
 from lambdas.shared.observability import logger
-from notiflow.receiver import Step
+from notiflow.demo.receiver import Step
 
 # With metrics disabled (the shared test env) Powertools never clears them, so a second invocation in one
 # test re-adds the category dimension; in Lambda each flush clears it.

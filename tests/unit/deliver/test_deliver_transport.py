@@ -16,7 +16,7 @@ from standardwebhooks import Webhook
 
 from lambdas.deliver import signing, transport
 from lambdas.shared.models import Category, Notification
-from notiflow.receiver import Step, WebhookReceiver
+from notiflow.demo.receiver import Step, WebhookReceiver
 
 
 def make_notification(url: str, **overrides) -> Notification:

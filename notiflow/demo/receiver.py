@@ -13,7 +13,7 @@ client waits about 45 ms per request for the delayed ACK.
         ...  # deliver to rx.url("/flaky")
         assert [r.signature_valid for r in rx.requests_for("/flaky")] == [True, True]
 
-Manual run: ``python -m notiflow.receiver --port 8080 --secret whsec_... --script /flaky=503,200``.
+Manual run: ``python -m notiflow.demo.receiver --port 8080 --secret whsec_... --script /flaky=503,200``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from lambdas.deliver import signing
-from notiflow.loopback import LoopbackHTTPServer
+from notiflow.shared.loopback import LoopbackHTTPServer
 
 HUGE_CHUNK: Final = 64 * 1024
 _RESET_PREFIX: Final = b"HTTP/1.1 200 OK\r\nContent-"
@@ -370,7 +370,7 @@ def _parse_script(text: str) -> tuple[str, list[Step]]:
 
 def main(argv: list[str] | None = None) -> None:
     """Serve until interrupted, printing one line per request."""
-    parser = argparse.ArgumentParser(prog="python -m notiflow.receiver", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m notiflow.demo.receiver", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port, 0 picks a free one")
     parser.add_argument("--secret", help="whsec_... secret(s) to verify signatures with")

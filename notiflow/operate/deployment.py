@@ -14,7 +14,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from lambdas.shared.constants import DEFAULT_QUEUE_NAME, DEFAULT_STATE_MACHINE_NAME, DEFAULT_TABLE_NAME
-from notiflow.runs import RunStore
+from notiflow.operate.runs import RunStore
 
 DEFAULT_STACK_NAME = "Notiflow"
 OUTPUT_KEYS = {"QueueUrl": "queue_url", "StateMachineArn": "state_machine_arn", "TableName": "table_name"}

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from notiflow.deployment import Deployment
-from notiflow.operate import RunFilter, list_runs, parse_since
-from notiflow.runs import RunStore
+from notiflow.operate.deployment import Deployment
+from notiflow.operate.queries import RunFilter, list_runs, parse_since
+from notiflow.operate.runs import RunStore
 
 REDRIVE_WINDOW = timedelta(days=14)
 REDRIVABLE_STATUSES = ("FAILED", "ABORTED", "TIMED_OUT")

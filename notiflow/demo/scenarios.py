@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lambdas.ingest.starter import execution_name
+from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local.stack import EmbeddedStack, StackSettings
-from notiflow.receiver import Step, WebhookReceiver
-from notiflow.runs import RunStore, summarize_history
-from notiflow.table import render_table
+from notiflow.operate.runs import RunStore, summarize_history
+from notiflow.shared.table import render_table
 from workflows.definition import default_retry_policy
 
 READ_TIMEOUT_SECONDS = 1.0

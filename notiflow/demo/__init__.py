@@ -1,0 +1,1 @@
+"""The local demo (`make run`) and the scripted webhook receiver it delivers to."""

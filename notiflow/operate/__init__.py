@@ -1,0 +1,1 @@
+"""Operator commands and the AWS readers behind them: runs, redrive, deployment discovery."""
