@@ -12,13 +12,7 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 
 from lambdas.shared.clock import utc_iso
-from lambdas.shared.constants import (
-    STATUS_FAILED,
-    STATUS_PROCESSING,
-    STATUS_REJECTED,
-    STATUS_SUCCESS,
-    TABLE_PARTITION_KEY,
-)
+from lambdas.shared.constants import TABLE_PARTITION_KEY, RecordStatus
 from lambdas.shared.errors import StorageError
 from lambdas.shared.models import ClaimRequest, ClaimResult
 
@@ -34,10 +28,10 @@ THROTTLING_CODES: Final = frozenset(
 
 
 def _claim_expression(replay: bool) -> str:
-    mine = f"(executionArn = :exec AND #status = :{STATUS_PROCESSING.lower()})"
+    mine = f"(executionArn = :exec AND #status = :{RecordStatus.PROCESSING.lower()})"
     condition = f"attribute_not_exists({TABLE_PARTITION_KEY}) OR {mine}"
     if replay:
-        condition += f" OR #status IN (:{STATUS_FAILED.lower()}, :{STATUS_REJECTED.lower()})"
+        condition += f" OR #status IN (:{RecordStatus.FAILED.lower()}, :{RecordStatus.REJECTED.lower()})"
     return condition
 
 
@@ -50,7 +44,7 @@ def claim(table: Any, request: ClaimRequest, now: str | None = None) -> ClaimRes
     now = now or utc_iso()
     notification = request.notification
     values: dict[str, Any] = {
-        ":processing": STATUS_PROCESSING,
+        ":processing": RecordStatus.PROCESSING,
         ":exec": request.executionId,
         ":now": now,
         ":host": notification.target.host,
@@ -73,8 +67,8 @@ def claim(table: Any, request: ClaimRequest, now: str | None = None) -> ClaimRes
             values[f":{field}"] = value
             sets.append(f"{field} = :{field}")
     if request.replay:
-        values[":failed"] = STATUS_FAILED
-        values[":rejected"] = STATUS_REJECTED
+        values[":failed"] = RecordStatus.FAILED
+        values[":rejected"] = RecordStatus.REJECTED
         sets.append("replayedAt = :now")
     try:
         table.update_item(
@@ -114,10 +108,10 @@ def _duplicate(existing: dict[str, Any]) -> ClaimResult:
     status = _plain(existing.get("status"))
     execution = _plain(existing.get("executionArn"))
     reasons = {
-        STATUS_SUCCESS: f"already delivered by {execution}",
-        STATUS_PROCESSING: f"being delivered by {execution}",
-        STATUS_FAILED: "ended FAILED; send it again as a replay to deliver it once more",
-        STATUS_REJECTED: "was rejected; send a corrected message as a replay",
+        RecordStatus.SUCCESS: f"already delivered by {execution}",
+        RecordStatus.PROCESSING: f"being delivered by {execution}",
+        RecordStatus.FAILED: "ended FAILED; send it again as a replay to deliver it once more",
+        RecordStatus.REJECTED: "was rejected; send a corrected message as a replay",
     }
     return ClaimResult(
         claimed=False,

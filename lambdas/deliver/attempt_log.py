@@ -14,7 +14,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.shared.clock import utc_iso
-from lambdas.shared.constants import STATUS_PROCESSING, TABLE_PARTITION_KEY
+from lambdas.shared.constants import TABLE_PARTITION_KEY, RecordStatus
 from lambdas.shared.models import DeliveryOutcome
 from lambdas.shared.observability import logger
 
@@ -99,7 +99,7 @@ def record_attempt(
                 ":now": utc_iso(),
                 ":one": 1,
                 ":exec": execution_id,
-                ":processing": STATUS_PROCESSING,
+                ":processing": RecordStatus.PROCESSING,
             },
             ReturnValues="UPDATED_NEW",
         )

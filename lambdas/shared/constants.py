@@ -6,6 +6,7 @@ infrastructure and the code can never drift apart.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Final
 
 SERVICE_NAME: Final = "notiflow"
@@ -19,12 +20,41 @@ DEFAULT_STATE_MACHINE_NAME: Final = "notiflow-delivery"
 DEFAULT_QUEUE_NAME: Final = "notiflow-intake"
 DEFAULT_DLQ_NAME: Final = "notiflow-intake-dlq"
 
-# Terminal and working statuses of a notification record.
-STATUS_PROCESSING: Final = "PROCESSING"
-STATUS_SUCCESS: Final = "SUCCESS"
-STATUS_FAILED: Final = "FAILED"
-STATUS_REJECTED: Final = "REJECTED"
-TERMINAL_STATUSES: Final = (STATUS_SUCCESS, STATUS_FAILED, STATUS_REJECTED)
+
+class RecordStatus(StrEnum):
+    """Status of a notification record: PROCESSING while a run owns it, then exactly one terminal status."""
+
+    PROCESSING = "PROCESSING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    REJECTED = "REJECTED"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether no run will change this status again (short of a redrive or a replay)."""
+        return self is not RecordStatus.PROCESSING
+
+
+class ExecutionStatus(StrEnum):
+    """Status of a Step Functions execution, as DescribeExecution and ListExecutions report it."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    ABORTED = "ABORTED"
+    PENDING_REDRIVE = "PENDING_REDRIVE"
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has stopped (it may still be redriven)."""
+        return self not in (ExecutionStatus.RUNNING, ExecutionStatus.PENDING_REDRIVE)
+
+
+FINISHED_EXECUTION_STATUSES: Final = frozenset(status for status in ExecutionStatus if status.finished)
+REDRIVABLE_EXECUTION_STATUSES: Final = frozenset(
+    {ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED}
+)
 
 # SQS message attribute that marks a deliberate replay of a FAILED notification.
 REPLAY_ATTRIBUTE: Final = "notiflow-replay"

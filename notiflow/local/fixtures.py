@@ -27,6 +27,7 @@ from typing import Any, Final
 
 import pytest
 
+from lambdas.shared.constants import FINISHED_EXECUTION_STATUSES
 from notiflow.local import moto_adapter
 from notiflow.local.stack import EmbeddedStack, StackSettings
 
@@ -36,7 +37,6 @@ TEST_TIME_SCALE: Final = 0.0001
 """The production delivery schedule (about a day) shrinks to seconds."""
 TEST_MAX_WAIT_SECONDS: Final = 0.02
 """And no single wait exceeds 20 ms, so 24 retries take about half a second."""
-TERMINAL_STATUSES: Final = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 _SCHEDULED: Final = frozenset({"TaskScheduled", "LambdaFunctionScheduled", "ActivityScheduled"})
 _FAILED: Final = frozenset({"TaskFailed", "LambdaFunctionFailed", "TaskTimedOut", "LambdaFunctionTimedOut"})
 
@@ -72,7 +72,7 @@ def wait_for_execution(
     while True:
         try:
             last = client.describe_execution(executionArn=execution_arn)
-            if last["status"] in TERMINAL_STATUSES:
+            if last["status"] in FINISHED_EXECUTION_STATUSES:
                 return last
         except client.exceptions.ExecutionDoesNotExist:
             last = None

@@ -16,7 +16,7 @@ from moto import mock_aws
 
 from lambdas.deliver import attempt_log
 from lambdas.shared.config import get_settings
-from lambdas.shared.constants import STATUS_PROCESSING, EnvVar
+from lambdas.shared.constants import EnvVar, RecordStatus
 from lambdas.shared.observability import metrics
 from notiflow.demo.receiver import WebhookReceiver
 
@@ -103,7 +103,7 @@ class Aws:
 
     def claim(self, notification_id: str, execution_arn: str = EXECUTION_ARN, **fields: Any) -> None:
         """The record as Deduplicate leaves it: PROCESSING under ``execution_arn``."""
-        item = {"notificationId": notification_id, "status": STATUS_PROCESSING, "executionArn": execution_arn}
+        item = {"notificationId": notification_id, "status": RecordStatus.PROCESSING, "executionArn": execution_arn}
         self.table.put_item(Item={**item, **fields})
 
     def record(self, notification_id: str) -> dict[str, Any]:
