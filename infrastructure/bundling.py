@@ -20,13 +20,16 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_lambda as lambda_
 
+from infrastructure.functions import runtime
+from infrastructure.spec import ARCHITECTURE, RUNTIME
+
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 LAMBDAS_DIR: Final = REPO_ROOT / "lambdas"
 CONSTRAINTS_FILE: Final = REPO_ROOT / "constraints.txt"
 
-RUNTIME: Final = lambda_.Runtime.PYTHON_3_13
-ARCHITECTURE: Final = lambda_.Architecture.ARM_64
-PIP_PLATFORM: Final = "manylinux2014_aarch64"
+PIP_PLATFORMS: Final = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
+PIP_PLATFORM: Final = PIP_PLATFORMS[ARCHITECTURE]
+PYTHON_VERSION: Final = RUNTIME.removeprefix("python")
 BUNDLED_REQUIREMENTS: Final = ("requests",)
 """Imported by the Lambdas but absent from the runtime and the Powertools layer."""
 
@@ -48,7 +51,7 @@ class LocalPipBundling:
         requirements: Sequence[str] = BUNDLED_REQUIREMENTS,
         source: Path = LAMBDAS_DIR,
         constraints: Path | None = CONSTRAINTS_FILE,
-        python_version: str = RUNTIME.name.removeprefix("python"),
+        python_version: str = PYTHON_VERSION,
         platform: str = PIP_PLATFORM,
         pip_options: Sequence[str] = (),
     ) -> None:
@@ -108,5 +111,5 @@ def lambda_code(bundling: LocalPipBundling | None = None) -> lambda_.Code:
     return lambda_.Code.from_asset(
         str(LAMBDAS_DIR),
         asset_hash_type=cdk.AssetHashType.OUTPUT,
-        bundling=cdk.BundlingOptions(image=RUNTIME.bundling_image, local=bundling or LocalPipBundling()),
+        bundling=cdk.BundlingOptions(image=runtime(RUNTIME).bundling_image, local=bundling or LocalPipBundling()),
     )

@@ -1,11 +1,13 @@
-"""One Lambda step as a construct: shared code and layer, its own role, log group and environment.
+"""One Lambda step as a construct, built from its :class:`infrastructure.spec.FunctionSpec`.
 
 Each function gets a role of its own (no AWS managed policy) that can write only to its own log
-group; what a step may touch beyond that is granted by the construct that wires it up.
+group; what a step may touch beyond that is granted by the construct that wires it up. Runtime,
+memory, timeout, names and environment all come from the spec the local stack reads too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 import aws_cdk as cdk
@@ -14,14 +16,12 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infrastructure.bundling import ARCHITECTURE, RUNTIME, LocalPipBundling, lambda_code
-from infrastructure.config import NotiflowConfig
 from infrastructure.nag import acknowledge
-from lambdas.shared.constants import SERVICE_NAME, handler_path
+from infrastructure.spec import FunctionSpec, Ref
 
 RUNTIME_PIN_REASON: Final = (
-    "python3.13 is pinned on purpose: the AWS-managed Powertools layer (python313 build) and the wheels "
-    "bundled by pip are chosen for exactly this runtime, so moving up is one deliberate change of all three."
+    "The runtime is pinned on purpose (infrastructure/spec.py): the wheels bundled into the asset, Powertools "
+    "included, are chosen by pip for exactly this Python, so moving up is one deliberate change of both."
 )
 XRAY_WILDCARD_REASON: Final = (
     "Active tracing makes CDK grant xray:PutTraceSegments and xray:PutTelemetryRecords; X-Ray supports no "
@@ -58,75 +58,64 @@ def retention(days: int) -> logs.RetentionDays:
     return _RETENTION[days]
 
 
-def pascal(step: str) -> str:
-    """``failure_gate`` -> ``FailureGate``: construct ids and ASL placeholder names."""
-    return "".join(part.capitalize() for part in step.split("_"))
+def runtime(name: str) -> lambda_.Runtime:
+    """The CDK runtime object for a spec runtime name such as ``python3.13``."""
+    found: lambda_.Runtime = getattr(lambda_.Runtime, "PYTHON_" + name.removeprefix("python").replace(".", "_"))
+    return found
 
 
-def function_name(step: str) -> str:
-    """Physical function name, e.g. ``notiflow-failure-gate``: predictable for the console and the CLI."""
-    return f"{SERVICE_NAME}-{step.replace('_', '-')}"
-
-
-class LambdaPackage(Construct):
-    """What every Notiflow function shares: one code asset and the AWS-managed Powertools layer."""
-
-    def __init__(self, scope: Construct, construct_id: str, *, config: NotiflowConfig) -> None:
-        super().__init__(scope, construct_id)
-        self.code = lambda_code(LocalPipBundling())
-        self.powertools = lambda_.LayerVersion.from_layer_version_arn(
-            self, "Powertools", config.layer_arn(cdk.Stack.of(self).region)
-        )
+def architecture(name: str) -> lambda_.Architecture:
+    """The CDK architecture object for a spec architecture name (``arm64`` or ``x86_64``)."""
+    return {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}[name]
 
 
 class NotiflowFunction(Construct):
-    """A Notiflow step: handler ``lambdas.<step>.handler.lambda_handler``, traced, logging to its own group."""
+    """A Notiflow step: its spec's handler, runtime and environment, traced, logging to its own group."""
 
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        step: str,
-        package: LambdaPackage,
-        config: NotiflowConfig,
-        environment: dict[str, str],
-        timeout: cdk.Duration,
-        description: str,
+        spec: FunctionSpec,
+        code: lambda_.Code,
+        layers: list[lambda_.ILayerVersion],
+        log_retention_days: int,
+        refs: Mapping[Ref, str],
     ) -> None:
         super().__init__(scope, construct_id)
-        self.step = step
-        name = function_name(step)
+        self.step = spec.step
+        self.spec = spec
         self.log_group = logs.LogGroup(
             self,
             "Logs",
-            log_group_name=f"/aws/lambda/{name}",
-            retention=retention(config.log_retention_days),
+            log_group_name=spec.log_group,
+            retention=retention(log_retention_days),
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         self.role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Notiflow {step} Lambda: its own log group plus what this step touches",
+            description=f"Notiflow {spec.step} Lambda: its own log group plus what this step touches",
         )
         self.log_group.grant_write(self.role)
         self.function = lambda_.Function(
             self,
             "Function",
-            function_name=name,
-            description=description,
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
-            handler=handler_path(step),
-            code=package.code,
-            layers=[package.powertools],
+            function_name=spec.name,
+            description=spec.description,
+            runtime=runtime(spec.runtime),
+            architecture=architecture(spec.architecture),
+            handler=spec.handler,
+            code=code,
+            layers=layers,
             role=self.role,
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
-            memory_size=256,
-            timeout=timeout,
-            environment={**config.settings_environment(), **environment},
+            memory_size=spec.memory_mb,
+            timeout=cdk.Duration.seconds(spec.timeout_seconds),
+            environment=spec.resolved_environment(refs.__getitem__),
         )
         acknowledge(self.role, "AwsSolutions-IAM5[Resource::*]", XRAY_WILDCARD_REASON)
         acknowledge(self.function, "AwsSolutions-L1", RUNTIME_PIN_REASON)

@@ -23,8 +23,9 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from infrastructure.config import NotiflowConfig
-from infrastructure.functions import NotiflowFunction, pascal
+from infrastructure.functions import NotiflowFunction
 from infrastructure.intake import Intake
+from infrastructure.spec import pascal
 from infrastructure.workflow import Workflow
 from lambdas.shared.constants import SERVICE_NAME, STEP_DEDUPLICATE, STEP_DELIVER, STEP_VALIDATE
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from infrastructure.bundling import lambda_code
 from infrastructure.config import NotiflowConfig
-from infrastructure.functions import LambdaPackage
 from infrastructure.intake import Intake
 from infrastructure.observability import Observability
+from infrastructure.spec import build_spec
 from infrastructure.storage import Storage
 from infrastructure.workflow import Workflow
 from lambdas.shared.constants import SERVICE_NAME
@@ -22,14 +24,17 @@ class NotiflowStack(cdk.Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: NotiflowConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
-        self.storage = Storage(self, "Storage", config=config)
-        package = LambdaPackage(self, "LambdaPackage", config=config)
-        self.workflow = Workflow(self, "Workflow", config=config, storage=self.storage, package=package)
+        self.spec = spec = build_spec(config)
+        self.storage = Storage(self, "Storage", config=config, spec=spec)
+        code = lambda_code()
+        layers = [lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", config.layer_arn(self.region))]
+        self.workflow = Workflow(self, "Workflow", spec=spec, storage=self.storage, code=code, layers=layers)
         self.intake = Intake(
             self,
             "Intake",
-            config=config,
-            package=package,
+            spec=spec,
+            code=code,
+            layers=layers,
             state_machine=self.workflow.state_machine,
             table_name=self.storage.table.table_name,
         )

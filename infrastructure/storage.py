@@ -14,11 +14,10 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infrastructure import signing_key_handler
-from infrastructure.bundling import ARCHITECTURE, RUNTIME
 from infrastructure.config import NotiflowConfig
-from infrastructure.functions import retention
+from infrastructure.functions import architecture, retention, runtime
 from infrastructure.nag import acknowledge
-from lambdas.shared.constants import DEFAULT_TABLE_NAME, TABLE_PARTITION_KEY, TABLE_TTL_ATTRIBUTE
+from infrastructure.spec import ARCHITECTURE, RUNTIME, NotiflowSpec
 
 NO_ROTATION_REASON: Final = (
     "The Standard Webhooks key is shared with every receiver, which verify signatures with it; an automatic "
@@ -34,19 +33,19 @@ GENERATOR_RUNTIME_REASON: Final = (
 class Storage(Construct):
     """The DynamoDB table (one record per notification) and the Secrets Manager signing secret."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: NotiflowConfig) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, config: NotiflowConfig, spec: NotiflowSpec) -> None:
         super().__init__(scope, construct_id)
         removal = cdk.RemovalPolicy.RETAIN if config.retain_data else cdk.RemovalPolicy.DESTROY
         self.table = dynamodb.Table(
             self,
             "Notifications",
-            table_name=DEFAULT_TABLE_NAME,
-            partition_key=dynamodb.Attribute(name=TABLE_PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            table_name=spec.table.name,
+            partition_key=dynamodb.Attribute(name=spec.table.partition_key, type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
-            time_to_live_attribute=TABLE_TTL_ATTRIBUTE,
+            time_to_live_attribute=spec.table.ttl_attribute,
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             deletion_protection=config.retain_data,
             removal_policy=removal,
@@ -54,6 +53,7 @@ class Storage(Construct):
         self.signing_secret = secretsmanager.Secret(
             self,
             "SigningSecret",
+            secret_name=spec.names.signing_secret,
             description="Notiflow Standard Webhooks signing key (whsec_ + base64 of 32 random bytes)",
             removal_policy=removal,
         )
@@ -85,8 +85,8 @@ class SigningKey(Construct):
             self,
             "Function",
             description="Notiflow: writes a fresh Standard Webhooks key into the signing secret on create",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
+            runtime=runtime(RUNTIME),
+            architecture=architecture(ARCHITECTURE),
             handler="index.handler",
             code=lambda_.Code.from_inline(Path(signing_key_handler.__file__).read_text(encoding="utf-8")),
             role=role,

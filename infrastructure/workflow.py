@@ -17,43 +17,23 @@ from typing import Final
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infrastructure.config import NotiflowConfig
-from infrastructure.functions import LambdaPackage, NotiflowFunction, pascal, retention
+from infrastructure.functions import NotiflowFunction, retention
 from infrastructure.nag import acknowledge
+from infrastructure.spec import NotiflowSpec, Ref, pascal
 from infrastructure.storage import Storage
-from lambdas.shared.constants import (
-    DEFAULT_STATE_MACHINE_NAME,
-    STEP_DEDUPLICATE,
-    STEP_DELIVER,
-    STEP_FAILURE_GATE,
-    STEP_VALIDATE,
-    WORKFLOW_STEPS,
-    EnvVar,
-)
+from lambdas.shared.constants import STEP_DEDUPLICATE, STEP_DELIVER, WORKFLOW_STEPS
 from workflows.definition import render_definition
 
-TABLE_PLACEHOLDER: Final = "NotificationsTableName"
 STATE_MACHINE_WILDCARD_REASON: Final = (
     "CDK grants the state machine role the CloudWatch Logs vended-delivery actions (logs:CreateLogDelivery, "
     "GetLogDelivery, UpdateLogDelivery, DeleteLogDelivery, ListLogDeliveries, PutResourcePolicy, "
     "DescribeResourcePolicies, DescribeLogGroups) and X-Ray trace writes; these APIs take only Resource '*'."
 )
-_DESCRIPTIONS: Final = {
-    STEP_VALIDATE: "Notiflow: checks the notification contract and the target URL policy",
-    STEP_DEDUPLICATE: "Notiflow: claims the notification for this run with one conditional write",
-    STEP_DELIVER: "Notiflow: one signed HTTP delivery attempt",
-    STEP_FAILURE_GATE: "Notiflow: fails the run after a failed delivery, reopens it on redrive",
-}
-_SHORT_TIMEOUT: Final = cdk.Duration.seconds(15)
-
-
-def placeholder_for(step: str) -> str:
-    """The ASL placeholder of a step's function ARN, e.g. ``FailureGateFunctionArn``."""
-    return f"{pascal(step)}FunctionArn"
 
 
 class Workflow(Construct):
@@ -64,51 +44,48 @@ class Workflow(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        config: NotiflowConfig,
+        spec: NotiflowSpec,
         storage: Storage,
-        package: LambdaPackage,
+        code: lambda_.Code,
+        layers: list[lambda_.ILayerVersion],
     ) -> None:
         super().__init__(scope, construct_id)
         table = storage.table
-        self.functions: dict[str, NotiflowFunction] = {}
-        for step in WORKFLOW_STEPS:
-            environment = {EnvVar.TABLE_NAME: table.table_name}
-            timeout = _SHORT_TIMEOUT
-            if step == STEP_DELIVER:
-                environment[EnvVar.SIGNING_SECRET_ID] = storage.signing_secret.secret_arn
-                timeout = cdk.Duration.seconds(config.deliver_timeout_seconds)
-            self.functions[step] = NotiflowFunction(
+        refs = {Ref.TABLE_NAME: table.table_name, Ref.SIGNING_SECRET_ARN: storage.signing_secret.secret_arn}
+        self.functions: dict[str, NotiflowFunction] = {
+            step: NotiflowFunction(
                 self,
                 pascal(step),
-                step=step,
-                package=package,
-                config=config,
-                environment=environment,
-                timeout=timeout,
-                description=_DESCRIPTIONS[step],
+                spec=spec.function(step),
+                code=code,
+                layers=layers,
+                log_retention_days=spec.log_retention_days,
+                refs=refs,
             )
+            for step in WORKFLOW_STEPS
+        }
         for step in (STEP_DEDUPLICATE, STEP_DELIVER):
             self.functions[step].allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], [table.table_arn])
         deliver = self.functions[STEP_DELIVER]
         deliver.allow(["secretsmanager:GetSecretValue"], [storage.signing_secret.secret_arn])
         deliver.node.add_dependency(storage.signing_key)
 
-        substitutions = {placeholder_for(step): fn.function.function_arn for step, fn in self.functions.items()}
-        substitutions[TABLE_PLACEHOLDER] = table.table_name
-        self.definition = render_definition(substitutions, config.retry_policy())
+        machine = spec.state_machine
+        arns = {step: fn.function.function_arn for step, fn in self.functions.items()}
+        self.definition = render_definition(machine.substitutions(arns, table.table_name), machine.retry_policy)
 
         self.log_group = logs.LogGroup(
             self,
             "Logs",
-            log_group_name=f"/aws/vendedlogs/states/{DEFAULT_STATE_MACHINE_NAME}",
-            retention=retention(config.log_retention_days),
+            log_group_name=machine.log_group,
+            retention=retention(spec.log_retention_days),
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
-            state_machine_name=DEFAULT_STATE_MACHINE_NAME,
-            state_machine_type=sfn.StateMachineType.STANDARD,
+            state_machine_name=machine.name,
+            state_machine_type=sfn.StateMachineType(machine.type),
             definition_body=sfn.DefinitionBody.from_string(self.definition),
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
             tracing_enabled=True,

@@ -8,13 +8,11 @@ one stack runs per process at a time.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import io
 import json
 import logging
 import os
-import secrets
 import socket
 import threading
 import zipfile
@@ -27,24 +25,10 @@ from typing import Any, Final
 import boto3
 from botocore.config import Config
 
-from lambdas.shared.constants import (
-    DEFAULT_DLQ_NAME,
-    DEFAULT_QUEUE_NAME,
-    DEFAULT_STATE_MACHINE_NAME,
-    DEFAULT_TABLE_NAME,
-    METRICS_NAMESPACE,
-    SERVICE_NAME,
-    STEP_DEDUPLICATE,
-    STEP_DELIVER,
-    STEP_FAILURE_GATE,
-    STEP_INGEST,
-    STEP_VALIDATE,
-    TABLE_PARTITION_KEY,
-    TABLE_TTL_ATTRIBUTE,
-    WORKFLOW_STEPS,
-    EnvVar,
-    handler_path,
-)
+from infrastructure.config import NotiflowConfig
+from infrastructure.signing_key_handler import generate_signing_key
+from infrastructure.spec import Names, NotiflowSpec, Ref, TargetPolicy, build_spec
+from lambdas.shared.constants import STEP_INGEST
 from notiflow.local import moto_adapter
 from notiflow.local.sqs_poller import SqsPoller
 from notiflow.operate.runs import execution_arn
@@ -55,18 +39,8 @@ LOG = logging.getLogger(__name__)
 HOST: Final = "127.0.0.1"
 REGION: Final = "us-east-1"
 ACCOUNT_ID: Final = moto_adapter.DEFAULT_ACCOUNT_ID
-SIGNING_SECRET_NAME: Final = "notiflow-signing-secret"  # noqa: S105 - a name, not a value
 LAMBDA_ROLE_NAME: Final = "notiflow-lambda"
 STATE_MACHINE_ROLE_NAME: Final = "notiflow-state-machine"
-MAX_RECEIVE_COUNT: Final = 3
-LAMBDA_RUNTIME: Final = "python3.12"
-FUNCTION_TIMEOUTS: Final = {
-    STEP_INGEST: 60,
-    STEP_VALIDATE: 10,
-    STEP_DEDUPLICATE: 10,
-    STEP_DELIVER: 60,
-    STEP_FAILURE_GATE: 10,
-}
 _REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 _ASSUME_ROLE: Final = json.dumps(
     {
@@ -88,70 +62,52 @@ _process_secret: str | None = None
 
 
 def function_name(step: str) -> str:
-    """Local function name of a Lambda step, e.g. ``notiflow-failure-gate``."""
-    return f"{SERVICE_NAME}-{step.replace('_', '-')}"
+    """Function name of a Lambda step, e.g. ``notiflow-failure-gate`` (the spec's, as on AWS)."""
+    return Names().function(step)
 
 
 def generate_signing_secret() -> str:
-    """A fresh Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
-
-
-def lambda_environment(
-    *,
-    table_name: str,
-    state_machine_arn: str,
-    signing_secret_id: str,
-    connect_timeout_seconds: float = 2.0,
-    read_timeout_seconds: float = 5.0,
-    allowed_schemes: tuple[str, ...] = ("http", "https"),
-    allow_private_targets: bool = True,
-    allowed_target_hosts: tuple[str, ...] = (),
-    record_ttl_days: int | None = None,
-    log_level: str = "WARNING",
-) -> dict[str, str]:
-    """Environment Variables of every Notiflow function on the local stack (all five share them).
-
-    Locally targets are plain-HTTP receivers on 127.0.0.1, hence http and private targets allowed.
-    """
-    environment = {
-        EnvVar.TABLE_NAME: table_name,
-        EnvVar.STATE_MACHINE_ARN: state_machine_arn,
-        EnvVar.SIGNING_SECRET_ID: signing_secret_id,
-        EnvVar.CONNECT_TIMEOUT_SECONDS: f"{connect_timeout_seconds:g}",
-        EnvVar.READ_TIMEOUT_SECONDS: f"{read_timeout_seconds:g}",
-        EnvVar.ALLOWED_SCHEMES: ",".join(allowed_schemes),
-        EnvVar.ALLOW_PRIVATE_TARGETS: "true" if allow_private_targets else "false",
-        EnvVar.POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
-        EnvVar.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-        EnvVar.POWERTOOLS_LOG_LEVEL: log_level,
-    }
-    if allowed_target_hosts:
-        environment[EnvVar.ALLOWED_TARGET_HOSTS] = ",".join(allowed_target_hosts)
-    if record_ttl_days is not None:
-        environment[EnvVar.RECORD_TTL_DAYS] = str(record_ttl_days)
-    return environment
+    """A fresh Standard Webhooks secret, made by the generator the deployed stack runs."""
+    return generate_signing_key()
 
 
 @dataclass(frozen=True)
 class StackSettings:
-    """Everything that can differ between two local stacks; defaults suit interactive use."""
+    """Everything that can differ between two local stacks.
+
+    Settings left at None take the deployed value from the spec (infrastructure/spec.py), so a
+    default local stack runs what AWS runs; only ``target_policy`` differs by default (receivers
+    on 127.0.0.1 are allowed, see :class:`TargetPolicy`).
+    """
 
     port: int | None = None
     time_scale: float = 1.0
     max_wait_seconds: float | None = None
-    connect_timeout_seconds: float = 2.0
-    read_timeout_seconds: float = 5.0
+    connect_timeout_seconds: float | None = None
+    read_timeout_seconds: float | None = None
     retry_policy: DeliveryRetryPolicy | None = None
-    queue_visibility_timeout_seconds: int = 30
-    max_receive_count: int = MAX_RECEIVE_COUNT
+    queue_visibility_timeout_seconds: int | None = None
+    max_receive_count: int | None = None
+    target_policy: TargetPolicy = TargetPolicy.LOCAL
     start_poller: bool = True
-    poller_batch_size: int = 10
+    poller_batch_size: int | None = None
     poller_wait_seconds: int = 1
     signing_secret: str | None = None
-    log_level: str = "WARNING"
+    log_level: str | None = None
     quiet: bool = True
     extra_environment: Mapping[str, str] = field(default_factory=dict)
+
+    def notiflow_config(self) -> NotiflowConfig:
+        """The deployment configuration these settings describe: the target policy plus what was set."""
+        chosen = {
+            "connect_timeout_seconds": self.connect_timeout_seconds,
+            "read_timeout_seconds": self.read_timeout_seconds,
+            "max_receive_count": self.max_receive_count,
+            "log_level": self.log_level,
+        }
+        fields = {**TargetPolicy(self.target_policy).config_fields()}
+        fields.update({name: value for name, value in chosen.items() if value is not None})
+        return NotiflowConfig.model_validate(fields)
 
 
 def _code_zip() -> bytes:
@@ -186,11 +142,13 @@ class EmbeddedStack:
         self.settings = StackSettings(**{**base.__dict__, **overrides}) if overrides else base
         self.region = REGION
         self.account_id = ACCOUNT_ID
-        self.table_name = DEFAULT_TABLE_NAME
-        self.state_machine_name = DEFAULT_STATE_MACHINE_NAME
-        self.state_machine_arn = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{DEFAULT_STATE_MACHINE_NAME}"
-        self.signing_secret_name = SIGNING_SECRET_NAME
-        self.function_names = {step: function_name(step) for step in (STEP_INGEST, *WORKFLOW_STEPS)}
+        self.config = self.settings.notiflow_config()
+        self.spec: NotiflowSpec = build_spec(self.config)
+        self.table_name = self.spec.table.name
+        self.state_machine_name = self.spec.state_machine.name
+        self.state_machine_arn = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{self.state_machine_name}"
+        self.signing_secret_name = self.spec.names.signing_secret
+        self.function_names = {step: function.name for step, function in self.spec.functions.items()}
         self.function_arns: dict[str, str] = {}
         self.queue_url = ""
         self.queue_arn = ""
@@ -379,18 +337,27 @@ class EmbeddedStack:
                 self._clients[service_name] = client
             return client
 
+    def _resolve(self, ref: Ref) -> str:
+        values = {
+            Ref.TABLE_NAME: self.table_name,
+            Ref.STATE_MACHINE_ARN: self.state_machine_arn,
+            Ref.SIGNING_SECRET_ARN: self.signing_secret_arn or self.signing_secret_name,
+        }
+        return values[ref]
+
     def lambda_environment(self) -> dict[str, str]:
-        """The Environment Variables given to all five functions."""
-        environment = lambda_environment(
-            table_name=self.table_name,
-            state_machine_arn=self.state_machine_arn,
-            signing_secret_id=self.signing_secret_arn or self.signing_secret_name,
-            connect_timeout_seconds=self.settings.connect_timeout_seconds,
-            read_timeout_seconds=self.settings.read_timeout_seconds,
-            log_level=self.settings.log_level,
-        )
-        environment.update(self.settings.extra_environment)
-        return environment
+        """The Environment Variables of all five functions: the union of their spec environments.
+
+        On AWS each function has its own process and only the variables its step needs (the spec's
+        refs: ingest the state machine ARN, deliver the secret ARN). Here the handlers share one
+        process and the settings it caches, so every function gets the union; the spec's shared
+        part is identical for all five, and the union only adds those resource ARNs.
+        """
+        merged: dict[str, str] = {}
+        for function in self.spec.functions.values():
+            merged.update(function.resolved_environment(self._resolve))
+        merged.update(self.settings.extra_environment)
+        return merged
 
     def _provision(self) -> None:
         iam = self.client("iam")
@@ -406,63 +373,67 @@ class EmbeddedStack:
             Description="Standard Webhooks signing key of Notiflow deliveries",
         )
         self.signing_secret_arn = secret["ARN"]
-        lambdas = self.client("lambda")
-        code = _code_zip()
-        environment = self.lambda_environment()
-        for step, name in self.function_names.items():
-            self.function_arns[step] = lambdas.create_function(
-                FunctionName=name,
-                Runtime=LAMBDA_RUNTIME,
-                Role=lambda_role,
-                Handler=handler_path(step),
-                Code={"ZipFile": code},
-                Timeout=FUNCTION_TIMEOUTS[step],
-                MemorySize=256,
-                Environment={"Variables": environment},
-                Architectures=["arm64"],
-            )["FunctionArn"]
+        self._provision_functions(lambda_role)
+        machine = self.spec.state_machine
         self.definition = render_definition(
-            {
-                "ValidateFunctionArn": self.function_arns[STEP_VALIDATE],
-                "DeduplicateFunctionArn": self.function_arns[STEP_DEDUPLICATE],
-                "DeliverFunctionArn": self.function_arns[STEP_DELIVER],
-                "FailureGateFunctionArn": self.function_arns[STEP_FAILURE_GATE],
-                "NotificationsTableName": self.table_name,
-            },
-            retry_policy=self.settings.retry_policy,
+            machine.substitutions(self.function_arns, self.table_name),
+            retry_policy=self.settings.retry_policy or machine.retry_policy,
         )
         created = self.client("stepfunctions").create_state_machine(
-            name=self.state_machine_name, definition=self.definition, roleArn=sfn_role, type="STANDARD"
+            name=self.state_machine_name, definition=self.definition, roleArn=sfn_role, type=machine.type
         )
         if created["stateMachineArn"] != self.state_machine_arn:
             raise RuntimeError(f"unexpected state machine ARN {created['stateMachineArn']}")
 
+    def _provision_functions(self, role_arn: str) -> None:
+        lambdas = self.client("lambda")
+        code = _code_zip()
+        environment = self.lambda_environment()
+        for step, function in self.spec.functions.items():
+            self.function_arns[step] = lambdas.create_function(
+                FunctionName=function.name,
+                Description=function.description,
+                Runtime=function.runtime,
+                Role=role_arn,
+                Handler=function.handler,
+                Code={"ZipFile": code},
+                Timeout=function.timeout_seconds,
+                MemorySize=function.memory_mb,
+                Environment={"Variables": environment},
+                Architectures=[function.architecture],
+            )["FunctionArn"]
+
     def _provision_table(self) -> None:
+        table = self.spec.table
         dynamodb = self.client("dynamodb")
         dynamodb.create_table(
-            TableName=self.table_name,
-            KeySchema=[{"AttributeName": TABLE_PARTITION_KEY, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": TABLE_PARTITION_KEY, "AttributeType": "S"}],
+            TableName=table.name,
+            KeySchema=[{"AttributeName": table.partition_key, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": table.partition_key, "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
         dynamodb.update_time_to_live(
-            TableName=self.table_name,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": TABLE_TTL_ATTRIBUTE},
+            TableName=table.name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
         )
 
     def _provision_queues(self) -> None:
+        intake = self.spec.intake
         sqs = self.client("sqs")
-        self.dlq_url = sqs.create_queue(QueueName=DEFAULT_DLQ_NAME, Attributes={"MessageRetentionPeriod": "1209600"})[
-            "QueueUrl"
-        ]
+        self.dlq_url = sqs.create_queue(
+            QueueName=intake.dead_letter_queue_name,
+            Attributes={"MessageRetentionPeriod": str(intake.dead_letter_retention_seconds)},
+        )["QueueUrl"]
         self.dlq_arn = sqs.get_queue_attributes(QueueUrl=self.dlq_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
-        redrive = {"deadLetterTargetArn": self.dlq_arn, "maxReceiveCount": str(self.settings.max_receive_count)}
+        redrive = {"deadLetterTargetArn": self.dlq_arn, "maxReceiveCount": str(intake.max_receive_count)}
+        visibility = self.settings.queue_visibility_timeout_seconds or intake.visibility_timeout_seconds
         self.queue_url = sqs.create_queue(
-            QueueName=DEFAULT_QUEUE_NAME,
+            QueueName=intake.queue_name,
             Attributes={
-                "VisibilityTimeout": str(self.settings.queue_visibility_timeout_seconds),
+                "VisibilityTimeout": str(visibility),
+                "MessageRetentionPeriod": str(intake.retention_seconds),
                 "RedrivePolicy": json.dumps(redrive),
             },
         )["QueueUrl"]
@@ -478,7 +449,7 @@ class EmbeddedStack:
             "queue_arn": self.queue_arn,
             "function_name": self.function_names[STEP_INGEST],
             "region": self.region,
-            "batch_size": self.settings.poller_batch_size,
+            "batch_size": self.settings.poller_batch_size or self.spec.intake.batch_size,
             "wait_time_seconds": self.settings.poller_wait_seconds,
         }
         options.update(overrides)

@@ -11,10 +11,10 @@ from infrastructure.bundling import (
     BUNDLED_REQUIREMENTS,
     CONSTRAINTS_FILE,
     PIP_PLATFORM,
-    RUNTIME,
     BundlingError,
     LocalPipBundling,
 )
+from infrastructure.spec import RUNTIME
 from lambdas.shared.constants import STEP_INGEST, WORKFLOW_STEPS
 
 
@@ -93,7 +93,7 @@ def test_pip_picks_wheels_for_the_lambda_runtime_not_for_this_machine(tmp_path):
     # When its pip command is built
     command = bundler.pip_command(tmp_path)
     # Then it targets the deployed Python and architecture, binary wheels only, pinned by constraints.txt
-    assert command[command.index("--python-version") + 1] == RUNTIME.name.removeprefix("python")
+    assert command[command.index("--python-version") + 1] == RUNTIME.removeprefix("python")
     assert command[command.index("--platform") + 1] == PIP_PLATFORM
     assert "--only-binary=:all:" in command
     assert "--no-compile" in command

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infrastructure.workflow import TABLE_PLACEHOLDER, placeholder_for
+from infrastructure.spec import TABLE_PLACEHOLDER, placeholder_for
 from lambdas.shared.constants import DEFAULT_TABLE_NAME, WORKFLOW_STEPS, handler_path
 from workflows.definition import (
     DELIVER_STATE,

@@ -29,7 +29,7 @@ def test_table_has_the_notification_key_and_ttl(local_stack):
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": TABLE_TTL_ATTRIBUTE}
 
 
-def test_intake_queue_redrives_to_the_dlq_after_three_receives(local_stack):
+def test_intake_queue_redrives_to_the_dlq_after_the_spec_receive_count(local_stack):
     sqs = local_stack.client("sqs")
 
     attributes = sqs.get_queue_attributes(QueueUrl=local_stack.queue_url, AttributeNames=["All"])["Attributes"]
@@ -38,7 +38,7 @@ def test_intake_queue_redrives_to_the_dlq_after_three_receives(local_stack):
     assert local_stack.dlq_url.endswith("/" + DEFAULT_DLQ_NAME)
     assert json.loads(attributes["RedrivePolicy"]) == {
         "deadLetterTargetArn": local_stack.dlq_arn,
-        "maxReceiveCount": 3,
+        "maxReceiveCount": local_stack.spec.intake.max_receive_count,
     }
 
 
@@ -65,11 +65,10 @@ def test_five_functions_share_one_local_environment(local_stack):
     assert environment[EnvVar.STATE_MACHINE_ARN] == local_stack.state_machine_arn
     assert environment[EnvVar.SIGNING_SECRET_ID] == local_stack.signing_secret_arn
     assert environment[EnvVar.ALLOWED_SCHEMES] == "http,https"
-    assert environment[EnvVar.ALLOW_PRIVATE_TARGETS] == "true"
     assert float(environment[EnvVar.CONNECT_TIMEOUT_SECONDS]) == local_stack.settings.connect_timeout_seconds
     assert float(environment[EnvVar.READ_TIMEOUT_SECONDS]) == local_stack.settings.read_timeout_seconds
     for step, configuration in configurations.items():
-        assert configuration["Runtime"] == "python3.12"
+        assert configuration["Runtime"] == local_stack.spec.function(step).runtime
         assert configuration["Handler"] == handler_path(step)
         assert configuration["FunctionArn"] == local_stack.function_arns[step]
 
