@@ -105,6 +105,14 @@ class TargetPolicy(StrEnum):
             return {"allowed_schemes": ("http", "https"), "allow_loopback_targets": True}
         return {"allowed_schemes": ("http", "https"), "allow_private_targets": True}
 
+    def describe(self) -> str:
+        """One line for the ``local up`` banner."""
+        if self is TargetPolicy.PRODUCTION:
+            return "production: as deployed, https only and no private address (the example below is refused)"
+        if LOOPBACK_SETTING_KNOWN:
+            return "local: http and https, receivers on 127.0.0.1 allowed, other private addresses refused"
+        return "local: http and https, private addresses allowed (this Lambda code has no loopback-only setting)"
+
 
 def pascal(step: str) -> str:
     """``failure_gate`` -> ``FailureGate``: construct ids and ASL placeholder names."""

@@ -14,8 +14,11 @@ from collections.abc import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from infrastructure.spec import TargetPolicy
+from notiflow.demo.receiver import add_arguments as add_receiver_arguments
 from notiflow.operate.deployment import Deployment, DeploymentNotFoundError, resolve
 from notiflow.operate.queries import RunFilter, list_runs, parse_since, show_run
+from notiflow.shared.lambda_logs import LOCAL_UP_LOG, destination
 from notiflow.shared.table import render_table
 
 DEFAULT_LOCAL_PORT = 4599
@@ -131,20 +134,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_local_up(args: argparse.Namespace) -> int:
     from notiflow.console.server import ConsoleServer
     from notiflow.local.server import serve
+    from notiflow.local.stack import EmbeddedStack, StackSettings
 
+    out = sys.stdout  # taken before serve() sends the Lambdas' stdout to their log file
     consoles: list[ConsoleServer] = []
 
-    def start_console(stack: object) -> None:
+    def start_console(stack: EmbeddedStack) -> None:
         console = ConsoleServer.for_stack(stack, port=args.console_port).start()
         consoles.append(console)
-        print(f"\nConsole: {console.url}", flush=True)
+        print(f"\nConsole: {console.url}", file=out, flush=True)
 
     try:
-        serve(port=args.port, time_scale=args.time_scale, on_ready=start_console)
+        serve(
+            port=args.port,
+            time_scale=args.time_scale,
+            out=out,
+            on_ready=start_console,
+            settings=StackSettings(target_policy=args.target_policy),
+            lambda_logs=args.lambda_logs,
+        )
     finally:
         for console in consoles:
             console.stop()
     return 0
+
+
+def cmd_receiver(args: argparse.Namespace) -> int:
+    from notiflow.demo.receiver import run
+
+    return run(args)
 
 
 def cmd_console(args: argparse.Namespace) -> int:
@@ -180,7 +198,25 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=DEFAULT_LOCAL_PORT)
     up.add_argument("--time-scale", type=float, default=1.0, help="multiply every ASL wait (e.g. 0.01)")
     up.add_argument("--console-port", type=int, default=DEFAULT_CONSOLE_PORT, help="port of the web console")
+    up.add_argument(
+        "--target-policy",
+        type=TargetPolicy,
+        choices=list(TargetPolicy),
+        default=TargetPolicy.LOCAL,
+        help="local (default): http and 127.0.0.1 receivers allowed; production: exactly what AWS allows",
+    )
+    up.add_argument(
+        "--lambda-logs",
+        type=destination,
+        default=LOCAL_UP_LOG,
+        metavar="PATH|stdout",
+        help=f"where the Lambdas' logs and metrics go (default {LOCAL_UP_LOG})",
+    )
     up.set_defaults(func=cmd_local_up)
+
+    receiver = commands.add_parser("receiver", help="a webhook receiver on 127.0.0.1 that checks signatures")
+    add_receiver_arguments(receiver)
+    receiver.set_defaults(func=cmd_receiver)
 
     console = commands.add_parser("console", help="the web console for runs (local stack or AWS)")
     _add_target_options(console)

@@ -13,7 +13,8 @@ client waits about 45 ms per request for the delayed ACK.
         ...  # deliver to rx.url("/flaky")
         assert [r.signature_valid for r in rx.requests_for("/flaky")] == [True, True]
 
-Manual run: ``python -m notiflow.demo.receiver --port 8080 --secret whsec_... --script /flaky=503,200``.
+Manual run: ``notiflow receiver --port 8080 --secret whsec_... --script /flaky=503,200`` (or
+``python -m notiflow.demo.receiver`` with the same options).
 """
 
 from __future__ import annotations
@@ -368,15 +369,17 @@ def _parse_script(text: str) -> tuple[str, list[Step]]:
     return path, steps
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Serve until interrupted, printing one line per request."""
-    parser = argparse.ArgumentParser(prog="python -m notiflow.demo.receiver", description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The receiver's options, shared by ``notiflow receiver`` and ``python -m notiflow.demo.receiver``."""
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port, 0 picks a free one")
     parser.add_argument("--secret", help="whsec_... secret(s) to verify signatures with")
     parser.add_argument("--enforce-signatures", action="store_true", help="answer 401 to bad signatures")
     parser.add_argument("--script", type=_parse_script, action="append", default=[], help="/path=503,503,200")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
+    """Serve until interrupted (or ``stop`` is set), printing one line per request."""
     receiver = WebhookReceiver(
         args.secret, host=args.host, port=args.port, enforce_signatures=args.enforce_signatures, log=print
     )
@@ -385,9 +388,17 @@ def main(argv: list[str] | None = None) -> None:
     with receiver:
         print(f"listening on {receiver.base_url} (Ctrl-C to stop)", flush=True)
         try:
-            threading.Event().wait()
+            (stop or threading.Event()).wait()
         except KeyboardInterrupt:
             print("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m notiflow.demo.receiver``: the same as ``notiflow receiver``."""
+    parser = argparse.ArgumentParser(prog="python -m notiflow.demo.receiver", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

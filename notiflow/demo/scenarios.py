@@ -13,21 +13,19 @@ import contextlib
 import sys
 import threading
 import time
-import warnings
 import webbrowser
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
 from lambdas.ingest.starter import execution_name
 from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local.stack import EmbeddedStack, StackSettings
 from notiflow.operate.runs import RunStore, summarize_history
+from notiflow.shared.lambda_logs import DEMO_LOG, lambda_output_to
 from notiflow.shared.table import render_table
 from workflows.definition import default_retry_policy
 
 READ_TIMEOUT_SECONDS = 1.0
-LOG_DIR = Path(".notiflow") / "demo"
 KEPT_PORT = 4599
 CONSOLE_PORT = 4600
 RUN_DEADLINE_SECONDS = 120.0
@@ -156,10 +154,9 @@ def run_demo(
     if keep_running and not port:
         port = KEPT_PORT
     settings = StackSettings(port=port or None, time_scale=time_scale, read_timeout_seconds=READ_TIMEOUT_SECONDS)
-    log_path, log_stream = _send_lambda_logs_to_file()
     print(f"Starting the embedded stack (time scale {time_scale:g}) and a webhook receiver on 127.0.0.1 ...", file=out)
     with (
-        contextlib.redirect_stdout(log_stream),
+        lambda_output_to(DEMO_LOG) as log_path,
         EmbeddedStack(settings) as stack,
         WebhookReceiver(secret=stack.signing_secret) as receiver,
     ):
@@ -222,18 +219,6 @@ def keep_serving(
         with contextlib.suppress(KeyboardInterrupt):
             while not stop.wait(0.5):
                 pass
-
-
-def _send_lambda_logs_to_file() -> tuple[Path, TextIO]:
-    """Lambda log lines and EMF metrics go to a file so the table stays readable; nothing is dropped."""
-    from lambdas.shared.observability import logger
-
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    path = LOG_DIR / "lambdas.log"
-    stream = path.open("w", encoding="utf-8")
-    logger.registered_handler.setStream(stream)
-    warnings.filterwarnings("ignore", category=UserWarning, module="aws_lambda_powertools")
-    return path, stream
 
 
 def print_next_steps(stack: EmbeddedStack, batch: list[Scenario], keep_running: bool, out: TextIO) -> None:
