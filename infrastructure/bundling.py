@@ -1,10 +1,13 @@
 """The one Lambda code asset, bundled locally with pip: no Docker, and the asset hash is the output's.
 
 The asset holds the ``lambdas`` package (so handler strings are ``lambdas.<step>.handler.lambda_handler``
-exactly as locally) plus the wheels that neither the Lambda runtime (boto3) nor the AWS-managed
-Powertools layer (Powertools, pydantic v2, aws-xray-sdk) provides. Wheels are chosen for the
-deployed runtime and architecture, not for the machine that runs the synth, and pinned by
-``constraints.txt`` so the same commit always yields the same asset hash.
+exactly as locally) plus every package of the Lambda dependency group, as locked and hashed in
+``requirements/lambda.txt``, except what the Lambda runtime itself provides (boto3, botocore,
+s3transfer). Powertools is bundled too, not taken from AWS's Powertools layer: the layer's versions
+(Powertools, pydantic) are AWS's choice, and the tests would run another version than the one
+deployed; from the lock, they run the same. Wheels are chosen for the deployed runtime and
+architecture, not for the machine that runs the synth, and verified against the lock's hashes, so
+the same commit always yields the same asset.
 """
 
 from __future__ import annotations
@@ -12,29 +15,39 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_lambda as lambda_
 
 from infrastructure.functions import runtime
+from infrastructure.lock import LAMBDA_MARKERS, LAMBDA_REQUIREMENTS, LockedRequirement, read_lock
 from infrastructure.spec import ARCHITECTURE, RUNTIME
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 LAMBDAS_DIR: Final = REPO_ROOT / "lambdas"
-CONSTRAINTS_FILE: Final = REPO_ROOT / "constraints.txt"
 
 PIP_PLATFORMS: Final = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
 PIP_PLATFORM: Final = PIP_PLATFORMS[ARCHITECTURE]
 PYTHON_VERSION: Final = RUNTIME.removeprefix("python")
-BUNDLED_REQUIREMENTS: Final = ("requests",)
-"""Imported by the Lambdas but absent from the runtime and the Powertools layer."""
+RUNTIME_PROVIDED: Final = frozenset({"boto3", "botocore", "s3transfer"})
+"""In every Python Lambda runtime already; bundling botocore would add tens of megabytes to each cold start."""
 
 PIP_FAILED: Final = "pip could not install"
 _SKIPPED_SOURCES: Final = ("__pycache__", "*.pyc", "*.pyo", "tests")
+
+
+def bundled_requirements(
+    lock: Path = LAMBDA_REQUIREMENTS, environment: Mapping[str, str] = LAMBDA_MARKERS
+) -> tuple[LockedRequirement, ...]:
+    """The locked Lambda group as the runtime needs it: markers evaluated there, runtime packages left out."""
+    return tuple(
+        entry for entry in read_lock(lock) if entry.applies_to(environment) and entry.name not in RUNTIME_PROVIDED
+    )
 
 
 class BundlingError(RuntimeError):
@@ -48,16 +61,14 @@ class LocalPipBundling:
     def __init__(
         self,
         *,
-        requirements: Sequence[str] = BUNDLED_REQUIREMENTS,
+        requirements: Sequence[LockedRequirement] | None = None,
         source: Path = LAMBDAS_DIR,
-        constraints: Path | None = CONSTRAINTS_FILE,
         python_version: str = PYTHON_VERSION,
         platform: str = PIP_PLATFORM,
         pip_options: Sequence[str] = (),
     ) -> None:
-        self.requirements = tuple(requirements)
+        self.requirements = bundled_requirements() if requirements is None else tuple(requirements)
         self.source = source
-        self.constraints = constraints if constraints is not None and constraints.is_file() else None
         self.python_version = python_version
         self.platform = platform
         self.pip_options = tuple(pip_options)
@@ -69,24 +80,28 @@ class LocalPipBundling:
         self.copy_sources(target)
         return True
 
-    def pip_command(self, target: Path) -> list[str]:
-        """The pip invocation: wheels for the Lambda platform only, no bytecode, pinned by the constraints."""
+    def pip_command(self, target: Path, requirements_file: Path) -> list[str]:
+        """The pip invocation: wheels for the Lambda platform only, no bytecode, every file hash-checked."""
         command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
         command += ["--target", str(target), "--platform", self.platform, "--implementation", "cp"]
         command += ["--python-version", self.python_version, "--only-binary=:all:"]
-        if self.constraints is not None:
-            command += ["--constraint", str(self.constraints)]
-        return [*command, *self.pip_options, *self.requirements]
+        command += ["--require-hashes", "--no-deps"]
+        return [*command, *self.pip_options, "--requirement", str(requirements_file)]
 
     def install_requirements(self, target: Path) -> None:
-        """Install the third-party wheels, dropping what would make the output differ between machines."""
+        """Install the locked wheels, dropping what would make the output differ between machines."""
         if not self.requirements:
             return
-        result = subprocess.run(self.pip_command(target), capture_output=True, text=True, check=False)  # noqa: S603
+        with tempfile.TemporaryDirectory(prefix="notiflow-bundle-") as scratch:
+            requirements_file = Path(scratch) / "lambda-runtime.txt"
+            requirements_file.write_text("".join(entry.line() + "\n" for entry in self.requirements), encoding="utf-8")
+            command = self.pip_command(target, requirements_file)
+            result = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
         if result.returncode != 0:
             said = (result.stderr or result.stdout).strip().splitlines()[-15:]
+            names = ", ".join(f"{entry.name}=={entry.version}" for entry in self.requirements)
             raise BundlingError(
-                f"{PIP_FAILED} {', '.join(self.requirements)} for python{self.python_version} "
+                f"{PIP_FAILED} {names} for python{self.python_version} "
                 f"({self.platform}) into the Lambda asset (exit {result.returncode}). A deployable asset needs "
                 "PyPI; for a check without it run `python -m infrastructure.synth --skip-bundling`.\n"
                 + "\n".join(f"  pip: {line}" for line in said)
@@ -111,5 +126,8 @@ def lambda_code(bundling: LocalPipBundling | None = None) -> lambda_.Code:
     return lambda_.Code.from_asset(
         str(LAMBDAS_DIR),
         asset_hash_type=cdk.AssetHashType.OUTPUT,
-        bundling=cdk.BundlingOptions(image=runtime(RUNTIME).bundling_image, local=bundling or LocalPipBundling()),
+        bundling=cdk.BundlingOptions(
+            image=runtime(RUNTIME).bundling_image,
+            local=cast(cdk.ILocalBundling, bundling or LocalPipBundling()),  # jsii.implements is not seen by mypy
+        ),
     )

@@ -13,7 +13,6 @@ Context keys (default in brackets):
   allowedTargetHosts [any public host]
   recordTtlDays [90], logLevel ["INFO"], logRetentionDays [30], retainData [true]
   maxReceiveCount [5], ingestBatchSize [10], alarmEmail [none: no SNS topic]
-  powertoolsLayerArn [AWS-managed Powertools v3 layer, python3.13 arm64, version 27]
 """
 
 from __future__ import annotations
@@ -31,11 +30,6 @@ from lambdas.shared.config import ConfigurationError, Settings, parse_settings, 
 from lambdas.shared.constants import METRICS_NAMESPACE, SERVICE_NAME, EnvVar
 from workflows.definition import DELIVER_STATE, DeliveryRetryPolicy, default_retry_policy, load_definition
 
-REGION_PLACEHOLDER: Final = "{region}"
-DEFAULT_POWERTOOLS_LAYER_ARN: Final = (
-    "arn:aws:lambda:{region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:27"
-)
-"""Powertools for AWS Lambda (Python) 3.23.0, published by AWS in every commercial region."""
 LOG_RETENTION_DAYS: Final = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
     1096, 1827, 2192, 2557, 2922, 3288, 3653,
@@ -43,7 +37,6 @@ LOG_RETENTION_DAYS: Final = (
 DELIVER_TIMEOUT_MARGIN_SECONDS: Final = 10
 """Room for the secret lookup and the DynamoDB write around one HTTP attempt."""
 
-_LAYER_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:(\{region\}|[a-z0-9-]+):\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _OWN_KEY_SHAPE = re.compile(r"^[a-z][A-Za-z0-9]*$")
 """Notiflow keys are lowerCamel words; CDK's own keys carry ':' '@' or '-' and are left alone."""
@@ -89,7 +82,6 @@ class NotiflowConfig(BaseModel):
     max_receive_count: int = Field(default=5, ge=1, le=1000)
     ingest_batch_size: int = Field(default=10, ge=1, le=10)
     alarm_email: str | None = None
-    powertools_layer_arn: str = DEFAULT_POWERTOOLS_LAYER_ARN
 
     @field_validator("allowed_schemes", "allowed_target_hosts", mode="before")
     @classmethod
@@ -113,15 +105,6 @@ class NotiflowConfig(BaseModel):
     def _retention(cls, value: int) -> int:
         if value not in LOG_RETENTION_DAYS:
             raise ValueError(f"CloudWatch Logs accepts only {list(LOG_RETENTION_DAYS)}")
-        return value
-
-    @field_validator("powertools_layer_arn")
-    @classmethod
-    def _layer(cls, value: str) -> str:
-        if not _LAYER_ARN.match(value):
-            raise ValueError("expected arn:aws:lambda:<region or {region}>:<account>:layer:<name>:<version>")
-        if "x86_64" in value:
-            raise ValueError("the functions run on arm64; use the arm64 build of the layer")
         return value
 
     @model_validator(mode="after")
@@ -200,10 +183,6 @@ class NotiflowConfig(BaseModel):
             EnvVar.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
             EnvVar.POWERTOOLS_LOG_LEVEL: self.log_level,
         }
-
-    def layer_arn(self, region: str) -> str:
-        """The Powertools layer ARN for the stack's region (a token in an environment-agnostic stack)."""
-        return self.powertools_layer_arn.replace(REGION_PLACEHOLDER, region)
 
 
 _SETTINGS_KEYS: Final = {f"NOTIFLOW_{field.upper()}": to_camel(field) for field in NotiflowConfig.model_fields}

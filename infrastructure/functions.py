@@ -79,7 +79,6 @@ class NotiflowFunction(Construct):
         *,
         spec: FunctionSpec,
         code: lambda_.Code,
-        layers: list[lambda_.ILayerVersion],
         log_retention_days: int,
         refs: Mapping[Ref, str],
     ) -> None:
@@ -109,7 +108,6 @@ class NotiflowFunction(Construct):
             architecture=architecture(spec.architecture),
             handler=spec.handler,
             code=code,
-            layers=layers,
             role=self.role,
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,

@@ -28,7 +28,6 @@ class Intake(Construct):
         *,
         spec: NotiflowSpec,
         code: lambda_.Code,
-        layers: list[lambda_.ILayerVersion],
         state_machine: sfn.IStateMachine,
         table_name: str,
     ) -> None:
@@ -59,7 +58,6 @@ class Intake(Construct):
             "Ingest",
             spec=spec.function(STEP_INGEST),
             code=code,
-            layers=layers,
             log_retention_days=spec.log_retention_days,
             refs={Ref.STATE_MACHINE_ARN: state_machine.state_machine_arn, Ref.TABLE_NAME: table_name},
         )

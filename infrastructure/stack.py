@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
-from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infrastructure.bundling import lambda_code
@@ -27,14 +26,12 @@ class NotiflowStack(cdk.Stack):
         self.spec = spec = build_spec(config)
         self.storage = Storage(self, "Storage", config=config, spec=spec)
         code = lambda_code()
-        layers = [lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", config.layer_arn(self.region))]
-        self.workflow = Workflow(self, "Workflow", spec=spec, storage=self.storage, code=code, layers=layers)
+        self.workflow = Workflow(self, "Workflow", spec=spec, storage=self.storage, code=code)
         self.intake = Intake(
             self,
             "Intake",
             spec=spec,
             code=code,
-            layers=layers,
             state_machine=self.workflow.state_machine,
             table_name=self.storage.table.table_name,
         )

@@ -47,7 +47,6 @@ class Workflow(Construct):
         spec: NotiflowSpec,
         storage: Storage,
         code: lambda_.Code,
-        layers: list[lambda_.ILayerVersion],
     ) -> None:
         super().__init__(scope, construct_id)
         table = storage.table
@@ -58,7 +57,6 @@ class Workflow(Construct):
                 pascal(step),
                 spec=spec.function(step),
                 code=code,
-                layers=layers,
                 log_retention_days=spec.log_retention_days,
                 refs=refs,
             )

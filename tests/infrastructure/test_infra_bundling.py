@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from infrastructure.bundling import (
-    BUNDLED_REQUIREMENTS,
-    CONSTRAINTS_FILE,
     PIP_PLATFORM,
+    RUNTIME_PROVIDED,
     BundlingError,
     LocalPipBundling,
+    bundled_requirements,
 )
+from infrastructure.lock import LAMBDA_MARKERS, LAMBDA_REQUIREMENTS, LockedRequirement, read_lock
 from infrastructure.spec import RUNTIME
 from lambdas.shared.constants import STEP_INGEST, WORKFLOW_STEPS
 
@@ -48,13 +51,19 @@ def source_tree(root: Path) -> Path:
     return source
 
 
+def locked(wheel: Path, digest: str | None = None) -> LockedRequirement:
+    """A lock line for the probe wheel, with its real sha256 unless another digest is given."""
+    real = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    return LockedRequirement("notiflowprobe", "1.0", None, (f"sha256:{digest or real}",))
+
+
 def test_bundling_installs_wheels_and_copies_the_package_without_clutter(tmp_path):
-    # Given a local wheel index (no network) and a lambdas package with caches and tests in it
+    # Given a local wheel index (no network), its lock line, and a lambdas package with caches and tests in it
     wheels = tmp_path / "wheels"
     wheels.mkdir()
-    build_wheel(wheels)
+    wheel = build_wheel(wheels)
     bundler = LocalPipBundling(
-        requirements=("notiflowprobe",),
+        requirements=(locked(wheel),),
         source=source_tree(tmp_path / "src"),
         pip_options=("--no-index", "--find-links", str(wheels)),
     )
@@ -73,9 +82,25 @@ def test_bundling_installs_wheels_and_copies_the_package_without_clutter(tmp_pat
     assert not (asset / "lambdas" / "tests").exists()
 
 
+def test_a_wheel_that_does_not_match_the_lock_is_refused(tmp_path):
+    # Given a wheel whose content differs from the hash the lock recorded
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    wheel = build_wheel(wheels)
+    bundler = LocalPipBundling(
+        requirements=(locked(wheel, digest="0" * 64),), pip_options=("--no-index", "--find-links", str(wheels))
+    )
+    # When the asset is bundled
+    # Then nothing is installed and the synth stops naming the package
+    with pytest.raises(BundlingError, match=r"notiflowprobe==1\.0"):
+        bundler.try_bundle(str(tmp_path / "asset"), None)
+    assert not (tmp_path / "asset" / "notiflowprobe").exists()
+
+
 def test_a_failing_pip_stops_the_synth_with_a_message_saying_what_to_do(tmp_path):
     # Given a requirement that cannot be found (and no index to look in)
-    bundler = LocalPipBundling(requirements=("notiflow-no-such-package==0",), pip_options=("--no-index",))
+    missing = LockedRequirement("notiflow-no-such-package", "0", None, ("sha256:" + "0" * 64,))
+    bundler = LocalPipBundling(requirements=(missing,), pip_options=("--no-index",))
     # When the asset is bundled
     # Then the error names the package, the target platform, pip's own words and the offline alternative
     with pytest.raises(BundlingError) as raised:
@@ -91,15 +116,53 @@ def test_pip_picks_wheels_for_the_lambda_runtime_not_for_this_machine(tmp_path):
     # Given the default bundler
     bundler = LocalPipBundling()
     # When its pip command is built
-    command = bundler.pip_command(tmp_path)
-    # Then it targets the deployed Python and architecture, binary wheels only, pinned by constraints.txt
+    command = bundler.pip_command(tmp_path, tmp_path / "locked.txt")
+    # Then it targets the deployed Python and architecture, binary wheels only, every file checked against the lock
     assert command[command.index("--python-version") + 1] == RUNTIME.removeprefix("python")
     assert command[command.index("--platform") + 1] == PIP_PLATFORM
     assert "--only-binary=:all:" in command
     assert "--no-compile" in command
-    assert command[command.index("--constraint") + 1] == str(CONSTRAINTS_FILE)
+    assert "--require-hashes" in command
+    assert "--no-deps" in command
     assert command[command.index("--target") + 1] == str(tmp_path)
-    assert command[-len(BUNDLED_REQUIREMENTS) :] == list(BUNDLED_REQUIREMENTS)
+    assert command[-2:] == ["--requirement", str(tmp_path / "locked.txt")]
+
+
+def test_the_asset_holds_the_locked_lambda_group_minus_what_the_runtime_provides():
+    # Given the Lambda group's lock
+    locked = {entry.name: entry for entry in read_lock(LAMBDA_REQUIREMENTS) if entry.applies_to(LAMBDA_MARKERS)}
+    # When the default bundler picks its requirements
+    bundled = {entry.name: entry for entry in LocalPipBundling().requirements}
+    # Then it installs every locked package the runtime lacks, Powertools and pydantic included, at the locked pins
+    assert set(bundled) == set(locked) - RUNTIME_PROVIDED
+    assert {"aws-lambda-powertools", "aws-xray-sdk", "pydantic", "pydantic-core", "requests"} <= set(bundled)
+    assert not set(bundled) & RUNTIME_PROVIDED
+    assert all(bundled[name] == locked[name] for name in bundled)
+
+
+def test_the_tests_run_the_powertools_and_pydantic_that_deploy():
+    # Given the versions the asset is built from
+    bundled = {entry.name: entry.version for entry in bundled_requirements()}
+    # When the versions installed in this test environment are read
+    # Then they are the same: the tests exercise exactly what deploys (no layer with versions of its own)
+    for package in ("aws-lambda-powertools", "pydantic", "pydantic-core", "requests", "aws-xray-sdk"):
+        assert importlib.metadata.version(package) == bundled[package], package
+
+
+def test_markers_are_evaluated_for_the_lambda_runtime_not_for_this_machine(tmp_path):
+    # Given a lock with lines for other Pythons and machines, as a universal lock has
+    lock = tmp_path / "lambda.txt"
+    lock.write_text(
+        "old-backport==1.0 ; python_full_version < '3.12' \\\n    --hash=sha256:" + "1" * 64 + "\n"
+        "arm-only==2.0 ; platform_machine == 'aarch64' \\\n    --hash=sha256:" + "2" * 64 + "\n"
+        "    # via notiflow:lambda\n"
+        "x86-only==3.0 ; platform_machine == 'x86_64' --hash=sha256:" + "3" * 64 + "\n"
+        "botocore==1.0 --hash=sha256:" + "4" * 64 + "\n"
+    )
+    # When the bundled requirements are read from it
+    names = [entry.name for entry in bundled_requirements(lock)]
+    # Then only what python3.13 on arm64 installs is bundled, and the runtime's botocore is left out
+    assert names == ["arm-only"]
 
 
 def test_the_real_lambdas_package_lands_where_the_handler_strings_point(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infrastructure.config import DEFAULT_POWERTOOLS_LAYER_ARN, ContextError, NotiflowConfig
+from infrastructure.config import ContextError, NotiflowConfig
 from lambdas.shared.config import Settings, parse_settings
 from lambdas.shared.constants import EnvVar
 from workflows.definition import DELIVER_STATE, default_retry_policy, load_definition
@@ -23,7 +23,6 @@ def test_defaults_come_from_the_asl_file_and_the_lambda_settings():
     assert parse_settings(config.settings_environment()) == Settings()
     assert config.alarm_email is None
     assert config.retain_data is True
-    assert config.powertools_layer_arn == DEFAULT_POWERTOOLS_LAYER_ARN
 
 
 def test_cli_strings_and_cdk_json_values_parse_to_the_same_config():
@@ -85,8 +84,7 @@ def test_the_deliver_timeout_covers_one_attempt_and_stays_below_the_state_timeou
         ({"maxReceiveCount": "0"}, "maxReceiveCount"),
         ({"alarmEmail": "not-an-address"}, "alarmEmail"),
         ({"logLevel": "LOUD"}, "logLevel"),
-        ({"powertoolsLayerArn": "arn:aws:lambda:eu-west-1:017000801446:layer:Other-x86_64:3"}, "arm64"),
-        ({"powertoolsLayerArn": "powertools"}, "powertoolsLayerArn"),
+        ({"allowLoopbackTargets": "perhaps"}, "allowLoopbackTargets"),
     ],
 )
 def test_an_invalid_context_value_fails_naming_the_key(context, named):
@@ -104,15 +102,13 @@ def test_a_blank_alarm_email_means_no_topic():
     assert config_from({"alarmEmail": " "}).alarm_email is None
 
 
-def test_the_layer_arn_takes_the_stack_region():
-    # Given the default layer ARN template
-    config = config_from({})
-    # When it is resolved for a region
-    # Then only the region changes
-    assert config.layer_arn("eu-central-1") == DEFAULT_POWERTOOLS_LAYER_ARN.replace("{region}", "eu-central-1")
-    assert config_from({"powertoolsLayerArn": "arn:aws:lambda:eu-west-1:111122223333:layer:Mine:4"}).layer_arn(
-        "us-east-1"
-    ) == ("arn:aws:lambda:eu-west-1:111122223333:layer:Mine:4")
+def test_the_retired_powertools_layer_key_is_refused():
+    # Given a deployment that still passes the Powertools layer it used before Powertools was bundled
+    # When the config is parsed with the keys that were given
+    # Then it fails naming the key, instead of silently deploying without the layer it asked for
+    context = {"powertoolsLayerArn": "arn:aws:lambda:eu-west-1:017000801446:layer:Powertools:27"}
+    with pytest.raises(ContextError, match="unknown key powertoolsLayerArn"):
+        NotiflowConfig.from_context(context.get, context.keys())
 
 
 def test_a_misspelt_key_fails_instead_of_deploying_the_default():

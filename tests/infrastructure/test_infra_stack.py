@@ -8,6 +8,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from infrastructure.config import NotiflowConfig
+from infrastructure.spec import ARCHITECTURE, RUNTIME
 from lambdas.shared.constants import (
     DEFAULT_DLQ_NAME,
     DEFAULT_QUEUE_NAME,
@@ -154,20 +155,17 @@ def test_ingest_consumes_the_queue_reporting_batch_item_failures(default_stack):
     assert props["FunctionName"] == {"Ref": ingest_id}
 
 
-def test_every_step_runs_its_shared_handler_from_one_asset_with_the_powertools_layer(default_stack):
+def test_every_step_runs_its_shared_handler_from_one_asset_without_layers(default_stack):
     # Given the five step functions
     functions = {step: function_for(default_stack, step)[1]["Properties"] for step in ALL_STEPS}
     # When their runtime settings are read
-    # Then they share one code asset and one layer, on a supported Python runtime with active tracing
+    # Then they share one code asset (Powertools bundled in it: no layer), on the spec's runtime, traced
     assert len({repr(props["Code"]) for props in functions.values()}) == 1
-    assert len({repr(props["Layers"]) for props in functions.values()}) == 1
     for props in functions.values():
-        assert props["Runtime"] in ("python3.12", "python3.13")
-        assert props["Architectures"] == ["arm64"]
+        assert "Layers" not in props
+        assert props["Runtime"] == RUNTIME
+        assert props["Architectures"] == [ARCHITECTURE]
         assert props["TracingConfig"] == {"Mode": "Active"}
-        layer = props["Layers"][0]["Fn::Join"][1]
-        assert layer[1] == {"Ref": "AWS::Region"}
-        assert ":017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64:" in layer[2]
 
 
 def test_every_step_reads_its_settings_from_the_shared_env_var_names(default_stack):
