@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 from collections.abc import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infrastructure.spec import TargetPolicy
+from lambdas.shared.constants import RecordStatus
 from notiflow.demo.receiver import add_arguments as add_receiver_arguments
 from notiflow.operate.deployment import Deployment, DeploymentNotFoundError, resolve
 from notiflow.operate.queries import RunFilter, list_runs, parse_since, show_run
+from notiflow.shared.jsonutil import to_json
 from notiflow.shared.lambda_logs import LOCAL_UP_LOG, destination
 from notiflow.shared.table import render_table
 
@@ -50,7 +51,7 @@ def _filter(args: argparse.Namespace) -> RunFilter:
 def cmd_runs_list(args: argparse.Namespace) -> int:
     rows = list_runs(_deployment(args).store(), _filter(args), limit=args.limit)
     if args.json:
-        print(json.dumps([row.__dict__ for row in rows], indent=2, default=str))
+        print(to_json([row.__dict__ for row in rows], indent=2))
         return 0
     table = [
         (
@@ -73,7 +74,7 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
 def cmd_runs_show(args: argparse.Namespace) -> int:
     story = show_run(_deployment(args).store(), args.id)
     if args.json:
-        print(json.dumps(story.as_json(), indent=2, default=str))
+        print(to_json(story.as_json(), indent=2))
         return 0
     record = story.record or {}
     print(f"notification  {record.get('notificationId', '-')}")
@@ -89,7 +90,7 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         print(f"reason        {record.get('errorName', '')}: {record['failureReason']}")
     result = record.get("deliveryResult")
     if result:
-        print("delivery      " + json.dumps(result, sort_keys=True, default=str))
+        print("delivery      " + to_json(result, sort_keys=True))
     print()
     rows = []
     for visit in story.timeline:
@@ -229,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing = runs.add_parser("list", help="notifications with status, attempts and last status code")
     _add_target_options(listing)
-    listing.add_argument("--status", choices=["PROCESSING", "SUCCESS", "FAILED", "REJECTED"])
+    listing.add_argument("--status", choices=list(RecordStatus))
     listing.add_argument("--since", help="only runs created in this window: 6h, 30m, 2d or an ISO time")
     listing.add_argument("--host", help="only this target host")
     listing.add_argument("--error", help="only this error name, e.g. DeliveryPermanentError")
@@ -245,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     redrive = commands.add_parser("redrive", help="redrive failed runs (one, or in bulk with a canary)")
     _add_target_options(redrive)
     redrive.add_argument("id", nargs="?", help="notification id or execution ARN")
-    redrive.add_argument("--status", default=None, choices=["FAILED"])
+    redrive.add_argument("--status", default=None, choices=[RecordStatus.FAILED])
     redrive.add_argument("--since", help="bulk: only runs created in this window")
     redrive.add_argument("--host", help="bulk: only this target host")
     redrive.add_argument("--error", help="bulk: only this error name")

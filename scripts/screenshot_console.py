@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -21,9 +22,9 @@ if str(REPO_ROOT) not in sys.path:
 from lambdas.ingest.starter import execution_name  # noqa: E402
 from notiflow.console.server import ConsoleServer  # noqa: E402
 from notiflow.demo.receiver import Step, WebhookReceiver  # noqa: E402
-from notiflow.local.fixtures import wait_for_execution  # noqa: E402
 from notiflow.local.stack import EmbeddedStack, StackSettings  # noqa: E402
-from notiflow.shared.loopback import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from notiflow.operate.runs import RunStore  # noqa: E402
+from notiflow.shared.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 NOTIFICATIONS = [
     # (notification id, receiver path, what the endpoint answers, event type)
@@ -32,7 +33,12 @@ NOTIFICATIONS = [
     ("invoice-77-paid", "/billing", [Step(404, body='{"error": "no such route"}')], "invoice.paid"),
     ("cart-311-abandoned", "/carts", [Step(200)], "cart.abandoned"),
 ]
-REJECTED = {"notificationId": "report-5-ready", "target": {"url": "ftp://files.example.com/r"}, "payload": {}}
+REJECTED_ID = "report-5-ready"
+REJECTED: dict[str, Any] = {
+    "notificationId": REJECTED_ID,
+    "target": {"url": "ftp://files.example.com/r"},
+    "payload": {},
+}
 FOCUS = "invoice-77-paid"
 
 
@@ -63,10 +69,10 @@ def send_notifications(stack: EmbeddedStack, receiver: WebhookReceiver) -> dict[
         )
         arns[notification_id] = stack.execution_arn(execution_name(notification_id))
     stack.send_notification(REJECTED)
-    arns[REJECTED["notificationId"]] = stack.execution_arn(execution_name(REJECTED["notificationId"]))
-    sfn = stack.client("stepfunctions")
+    arns[REJECTED_ID] = stack.execution_arn(execution_name(REJECTED_ID))
+    store = RunStore(stack.client("dynamodb"), stack.client("stepfunctions"), stack.table_name, stack.state_machine_arn)
     for arn in arns.values():
-        wait_for_execution(sfn, arn, timeout=60)
+        store.wait_for_finish(arn, timeout=60)
     return arns
 
 

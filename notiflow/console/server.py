@@ -16,7 +16,6 @@ import json
 import sys
 import threading
 from datetime import UTC, datetime
-from decimal import Decimal
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -25,9 +24,11 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from botocore.exceptions import ClientError
 
+from lambdas.shared.constants import ExecutionStatus, RecordStatus
 from notiflow.console.graph import layout
 from notiflow.operate.redrive import eligibility
-from notiflow.operate.runs import RunStore, state_colours, summarize_history
+from notiflow.operate.runs import RunStore, history_rows, state_colours, summarize_history
+from notiflow.shared.jsonutil import json_default
 from notiflow.shared.loopback import LoopbackHTTPServer
 
 STATIC_DIR: Final = Path(__file__).with_name("static")
@@ -37,8 +38,10 @@ STATIC_FILES: Final = {
     "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/static/style.css": ("style.css", "text/css; charset=utf-8"),
 }
-RUN_STATUSES: Final = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
-RECORD_STATUSES: Final = ("PROCESSING", "SUCCESS", "FAILED", "REJECTED")
+_RUN_STATUSES: Final = frozenset(ExecutionStatus)
+_RECORD_STATUSES: Final = frozenset(RecordStatus)
+RECORD_FILTER_PREFIX: Final = "RECORD:"
+"""``?status=RECORD:FAILED`` filters on the record's status, ``?status=FAILED`` on the run's."""
 MAX_EXECUTIONS: Final = 2000
 CLIENT_HEADER: Final = "X-Notiflow-Console"
 SECURITY_HEADERS: Final = {
@@ -59,16 +62,6 @@ class ApiError(Exception):
     def __init__(self, status: HTTPStatus, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    raise TypeError(f"cannot serialize {type(value).__name__}")
 
 
 def _loads(text: str | None) -> Any:
@@ -129,17 +122,6 @@ class Console:
             "graph": self.graph,
         }
 
-    def _list_executions(self) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {"stateMachineArn": self.store.state_machine_arn, "maxResults": 1000}
-        found: list[dict[str, Any]] = []
-        while len(found) < MAX_EXECUTIONS:
-            page = self.store.sfn.list_executions(**kwargs)
-            found += page["executions"]
-            if not page.get("nextToken"):
-                break
-            kwargs["nextToken"] = page["nextToken"]
-        return found[:MAX_EXECUTIONS]
-
     def _notification_id(self, execution_arn: str) -> str | None:
         """The notificationId in the execution input; inputs never change, so each is read once."""
         with self._lock:
@@ -158,13 +140,15 @@ class Console:
     def executions(self, status: str | None = None, query: str | None = None) -> dict[str, Any]:
         """Every execution joined with its record, newest first, filtered by run or record status and id."""
         status = (status or "").strip().upper() or None
-        if status and status not in RUN_STATUSES and not status.startswith("RECORD:"):
+        if status and status not in _RUN_STATUSES and not status.startswith(RECORD_FILTER_PREFIX):
             raise ApiError(HTTPStatus.BAD_REQUEST, f"unknown status {status!r}")
-        record_status = status.removeprefix("RECORD:") if status and status.startswith("RECORD:") else None
-        if record_status is not None and record_status not in RECORD_STATUSES:
+        record_status = status.removeprefix(RECORD_FILTER_PREFIX) if status else None
+        if record_status == status:
+            record_status = None
+        if record_status is not None and record_status not in _RECORD_STATUSES:
             raise ApiError(HTTPStatus.BAD_REQUEST, f"unknown record status {record_status!r}")
         needle = (query or "").strip().lower()
-        executions = self._list_executions()
+        executions = self.store.executions(limit=MAX_EXECUTIONS)
         records = self.store.records()
         by_arn = {r["executionArn"]: r for r in records if r.get("executionArn")}
         by_id = {r["notificationId"]: r for r in records}
@@ -177,9 +161,9 @@ class Console:
             if record is None and notification_id is not None:
                 record = by_id.get(notification_id)
             rows.append(self._row(execution, record, notification_id, owned))
-        has_running = any(row["runStatus"] == "RUNNING" for row in rows)
+        has_running = any(row["runStatus"] == ExecutionStatus.RUNNING for row in rows)
         total = len(rows)
-        if status in RUN_STATUSES:
+        if status in _RUN_STATUSES:
             rows = [row for row in rows if row["runStatus"] == status]
         if record_status:
             rows = [row for row in rows if row["recordStatus"] == record_status and row["recordOwned"]]
@@ -248,44 +232,13 @@ class Console:
         return {
             "execution": execution,
             "notificationId": notification_id,
-            "events": self._events(events),
+            "events": history_rows(events),
             "timeline": [visit.as_json() for visit in timeline],
             "colours": colours,
             "record": record,
-            "recordOwned": bool(record) and record.get("executionArn") == execution_arn,
+            "recordOwned": record is not None and record.get("executionArn") == execution_arn,
             "redrive": {"allowed": refusal is None, "reason": refusal},
         }
-
-    @staticmethod
-    def _events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        first = events[0]["timestamp"] if events else None
-        state: str | None = None
-        rows = []
-        for event in events:
-            details: dict[str, Any] = {}
-            for key, value in event.items():
-                if key.endswith("EventDetails") and isinstance(value, dict):
-                    details.update(value)
-            kind = event["type"]
-            if kind.endswith("StateEntered"):
-                state = details.get("name")
-            row_state = details.get("name") if kind.endswith(("StateEntered", "StateExited")) else state
-            if kind.startswith("Execution"):
-                row_state = None
-            rows.append(
-                {
-                    "id": event["id"],
-                    "previousEventId": event.get("previousEventId"),
-                    "type": kind,
-                    "state": row_state,
-                    "timestamp": event["timestamp"].isoformat(),
-                    "elapsedMs": round((event["timestamp"] - first).total_seconds() * 1000) if first else 0,
-                    "details": details,
-                }
-            )
-            if kind.endswith("StateExited"):
-                state = None
-        return rows
 
     def redrive(self, execution_arn: str) -> dict[str, Any]:
         """RedriveExecution when AWS would allow it; the refusal reason otherwise."""
@@ -331,7 +284,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload, default=_jsonable, separators=(",", ":")).encode()
+        body = json.dumps(payload, default=json_default, separators=(",", ":")).encode()
         self._send(status, body, "application/json; charset=utf-8")
 
     def _dispatch(self, route: Any) -> None:
@@ -368,8 +321,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.OK, console.definition_view())
         elif parts.path == "/api/executions":
             query = parse_qs(parts.query)
-            status = (query.get("status") or [None])[0]
-            self._json(HTTPStatus.OK, console.executions(status, (query.get("q") or [None])[0]))
+            status = next(iter(query.get("status", [])), None)
+            self._json(HTTPStatus.OK, console.executions(status, next(iter(query.get("q", [])), None)))
         elif parts.path.startswith("/api/executions/"):
             arn = unquote(parts.path.removeprefix("/api/executions/"))
             self._json(HTTPStatus.OK, console.execution(arn))

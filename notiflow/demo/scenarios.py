@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from lambdas.ingest.starter import execution_name
+from lambdas.shared.constants import RecordStatus
 from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local.stack import EmbeddedStack, StackSettings
 from notiflow.operate.runs import RunStore, summarize_history
@@ -84,21 +85,11 @@ def notification_for(scenario: Scenario, receiver: WebhookReceiver) -> dict[str,
     return body
 
 
-def _wait_for_runs(store: RunStore, names: list[str], deadline: float) -> None:
-    """Bounded wait until none of the named executions is RUNNING."""
-    pending = set(names)
-    while pending and time.monotonic() < deadline:
-        for name in list(pending):
-            try:
-                status = store.describe(store.execution_arn(name))["status"]
-            except store.sfn.exceptions.ExecutionDoesNotExist:
-                continue
-            if status != "RUNNING":
-                pending.discard(name)
-        if pending:
-            time.sleep(0.2)
-    if pending:
-        raise TimeoutError(f"runs still going after {RUN_DEADLINE_SECONDS:.0f}s: {sorted(pending)}")
+def _wait_for_runs(store: RunStore, names: list[str], timeout: float = RUN_DEADLINE_SECONDS) -> None:
+    """Bounded wait until every named execution exists and has finished."""
+    deadline = time.monotonic() + timeout
+    for name in names:
+        store.wait_for_finish(store.execution_arn(name), max(deadline - time.monotonic(), 0.0), interval=0.05)
 
 
 def _execution_names(scenario: Scenario, message_ids: list[str]) -> list[str]:
@@ -124,7 +115,7 @@ def row_for(store: RunStore, receiver: WebhookReceiver, scenario: Scenario) -> t
     note = record.get("failureReason") or ""
     if scenario.sends > 1:
         note = f"{scenario.sends} messages sent -> {len(runs)} run, {len(received)} request(s) received"
-    elif record.get("status") == "SUCCESS":
+    elif record.get("status") == RecordStatus.SUCCESS:
         note = f"{len(received)} received, {signed} with valid signature"
     if waits:
         note += f"; Retry-After {', '.join(f'{w}s' for w in waits)} honoured"
@@ -174,7 +165,7 @@ def run_demo(
             message_ids = [stack.send_notification(body) for _ in range(scenario.sends)]
             scenario.execution_names = _execution_names(scenario, message_ids)
         names = [name for scenario in batch for name in scenario.execution_names]
-        _wait_for_runs(store, names, time.monotonic() + RUN_DEADLINE_SECONDS)
+        _wait_for_runs(store, names)
         rows = [row_for(store, receiver, scenario) for scenario in batch]
         headers = ("scenario", "notification", "status", "attempts", "last code", "latency", "retries", "run", "note")
         print("", file=out)

@@ -127,9 +127,7 @@ def show_run(store: RunStore, ident: str) -> RunStory:
         execution_arn = ident
     else:
         record = store.record(ident)
-        execution_arn = record.get("executionArn") if record else None
-        if execution_arn is None:
-            execution_arn = store.execution_arn(ident)
+        execution_arn = (record or {}).get("executionArn") or store.execution_arn(ident)
         try:
             execution = store.describe(execution_arn)
         except store.sfn.exceptions.ExecutionDoesNotExist:

@@ -13,14 +13,17 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
+from lambdas.shared.constants import REDRIVABLE_EXECUTION_STATUSES, ExecutionStatus, RecordStatus
 from notiflow.operate.deployment import Deployment
 from notiflow.operate.queries import RunFilter, list_runs, parse_since
 from notiflow.operate.runs import RunStore
+from notiflow.shared.waiting import WaitTimeoutError
 
 REDRIVE_WINDOW = timedelta(days=14)
-REDRIVABLE_STATUSES = ("FAILED", "ABORTED", "TIMED_OUT")
+_REDRIVABLE_NAMES: Final = [status.value for status in ExecutionStatus if status in REDRIVABLE_EXECUTION_STATUSES]
+_REDRIVABLE: Final = ", ".join(_REDRIVABLE_NAMES[:-1]) + " or " + _REDRIVABLE_NAMES[-1]
 
 
 @dataclass(frozen=True)
@@ -38,8 +41,8 @@ def eligibility(execution: dict[str, Any], machine_type: str, now: datetime | No
     if machine_type != "STANDARD":
         return f"{machine_type.title()} workflows cannot be redriven"
     status = execution["status"]
-    if status not in REDRIVABLE_STATUSES:
-        return f"execution is {status}; only FAILED, ABORTED or TIMED_OUT runs can be redriven"
+    if status not in REDRIVABLE_EXECUTION_STATUSES:
+        return f"execution is {status}; only {_REDRIVABLE} runs can be redriven"
     stopped = execution.get("stopDate")
     if stopped and now - stopped > REDRIVE_WINDOW:
         return f"execution stopped {(now - stopped).days} days ago; redrive is possible for 14 days"
@@ -49,15 +52,11 @@ def eligibility(execution: dict[str, Any], machine_type: str, now: datetime | No
 
 
 def wait_until_settled(store: RunStore, execution_arn: str, timeout: float) -> dict[str, Any]:
-    """Describe the execution until it is no longer RUNNING, for at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    delay = 0.1
-    while True:
-        execution = store.describe(execution_arn)
-        if execution["status"] != "RUNNING" or time.monotonic() >= deadline:
-            return execution
-        time.sleep(delay)
-        delay = min(delay * 1.5, 2.0)
+    """Describe the execution until it is no longer RUNNING; after ``timeout`` seconds, as it is then."""
+    try:
+        return store.wait_for_finish(execution_arn, timeout)
+    except WaitTimeoutError:
+        return store.describe(execution_arn)
 
 
 class Redriver:
@@ -124,7 +123,7 @@ def bulk_redrive(
     print(f"canary  {canary.notification_id}: redriving and waiting up to {canary_timeout:g}s", file=out)
     redriver.redrive(canary)
     run_status, record_status = redriver.settle(canary, canary_timeout)
-    if record_status != "SUCCESS":
+    if record_status != RecordStatus.SUCCESS:
         print(
             f"canary did not succeed (run {run_status}, notification {record_status}); "
             f"stopping before the other {len(rest)}. Fix the endpoint and try again.",
@@ -167,11 +166,10 @@ def run_redrive_command(deployment: Deployment, args: argparse.Namespace) -> int
                 raise LookupError(f"no notification {args.id}")
             candidate = redriver.candidate(args.id, record.get("executionArn") or store.execution_arn(args.id))
         return bulk_redrive(redriver, [candidate], args.rate, args.dry_run, args.wait_seconds)
-    if args.status != "FAILED":
+    if args.status != RecordStatus.FAILED:
         raise ValueError("give a notification id, or --status FAILED for a bulk redrive")
-    run_filter = RunFilter(
-        status="FAILED", since=parse_since(args.since) if args.since else None, host=args.host, error=args.error
-    )
+    since = parse_since(args.since) if args.since else None
+    run_filter = RunFilter(status=RecordStatus.FAILED, since=since, host=args.host, error=args.error)
     candidates = [
         redriver.candidate(row.notification_id, row.execution_arn or store.execution_arn(row.notification_id))
         for row in list_runs(store, run_filter)

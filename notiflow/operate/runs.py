@@ -14,9 +14,13 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from lambdas.shared.constants import TABLE_PARTITION_KEY
+from lambdas.shared.constants import FINISHED_EXECUTION_STATUSES, TABLE_PARTITION_KEY
+from notiflow.shared.jsonutil import plain
+from notiflow.shared.waiting import wait_until
 
 _DESERIALIZER = TypeDeserializer()
+_TASK_FAILURES = ("TaskFailed", "TaskTimedOut", "TaskStartFailed", "TaskSubmitFailed")
+_RUN_FAILURES = ("ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut")
 
 
 def execution_arn(state_machine_arn: str, name: str) -> str:
@@ -60,6 +64,12 @@ def _loads(text: str | None) -> Any:
         return text
 
 
+def event_details(event: dict[str, Any]) -> dict[str, Any]:
+    """The ``...EventDetails`` member of a history event (each event type names its own), or {}."""
+    found: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails") and v), {})
+    return found
+
+
 def summarize_history(events: list[dict[str, Any]]) -> list[StateVisit]:
     """Fold an execution history into state visits: attempts, errors and how each ended."""
     visits: list[StateVisit] = []
@@ -79,8 +89,8 @@ def summarize_history(events: list[dict[str, Any]]) -> list[StateVisit]:
             continue
         elif kind == "TaskScheduled":
             current.attempts += 1
-        elif kind in ("TaskFailed", "TaskTimedOut", "TaskStartFailed", "TaskSubmitFailed"):
-            details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+        elif kind in _TASK_FAILURES:
+            details = event_details(event)
             current.errors.append({"error": details.get("error"), "cause": details.get("cause")})
         elif kind.endswith("StateExited"):
             details = event.get("stateExitedEventDetails", {})
@@ -91,8 +101,8 @@ def summarize_history(events: list[dict[str, Any]]) -> list[StateVisit]:
                 current.outcome = "caught"
             else:
                 current.outcome = "retried" if current.errors else "succeeded"
-        elif kind in ("ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"):
-            details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+        elif kind in _RUN_FAILURES:
+            details = event_details(event)
             if current.exited is None:
                 current.outcome = "failed"
                 current.exited = event["timestamp"]
@@ -101,6 +111,35 @@ def summarize_history(events: list[dict[str, Any]]) -> list[StateVisit]:
         elif kind == "ExecutionRedriven":
             current = None
     return visits
+
+
+def history_rows(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every history event as a row: its details, the state it happened in and the time since the start."""
+    first = events[0]["timestamp"] if events else None
+    state: str | None = None
+    rows = []
+    for event in events:
+        details = event_details(event)
+        kind = event["type"]
+        if kind.endswith("StateEntered"):
+            state = details.get("name")
+        row_state = details.get("name") if kind.endswith(("StateEntered", "StateExited")) else state
+        if kind.startswith("Execution"):
+            row_state = None
+        rows.append(
+            {
+                "id": event["id"],
+                "previousEventId": event.get("previousEventId"),
+                "type": kind,
+                "state": row_state,
+                "timestamp": event["timestamp"].isoformat(),
+                "elapsedMs": round((event["timestamp"] - first).total_seconds() * 1000) if first else 0,
+                "details": details,
+            }
+        )
+        if kind.endswith("StateExited"):
+            state = None
+    return rows
 
 
 def state_colours(visits: list[StateVisit], all_states: list[str]) -> dict[str, str]:
@@ -112,18 +151,9 @@ def state_colours(visits: list[StateVisit], all_states: list[str]) -> dict[str, 
 
 
 def plain_item(item: dict[str, Any]) -> dict[str, Any]:
-    """A record as plain JSON values (Decimals become ints or floats)."""
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: convert(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [convert(v) for v in value]
-        if hasattr(value, "as_integer_ratio") and not isinstance(value, (bool, int, float)):
-            return int(value) if value == int(value) else float(value)
-        return value
-
-    return convert(item)
+    """A low-level DynamoDB item as plain JSON values (Decimals become ints or floats)."""
+    record: dict[str, Any] = plain({key: _DESERIALIZER.deserialize(value) for key, value in item.items()})
+    return record
 
 
 class RunStore:
@@ -136,46 +166,60 @@ class RunStore:
         self.state_machine_arn = state_machine_arn
 
     def record(self, notification_id: str) -> dict[str, Any] | None:
+        """The notification's record, read consistently, or None."""
         response = self.dynamodb.get_item(
             TableName=self.table_name, Key={TABLE_PARTITION_KEY: {"S": notification_id}}, ConsistentRead=True
         )
         item = response.get("Item")
-        return plain_item({k: _DESERIALIZER.deserialize(v) for k, v in item.items()}) if item else None
+        return plain_item(item) if item else None
 
     def records(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": self.table_name}
-        while True:
-            page = self.dynamodb.scan(**kwargs)
-            items += [plain_item({k: _DESERIALIZER.deserialize(v) for k, v in it.items()}) for it in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        """Every record of the table (a full scan: the operator views filter in memory)."""
+        pages = self.dynamodb.get_paginator("scan").paginate(TableName=self.table_name)
+        return [plain_item(item) for page in pages for item in page["Items"]]
 
-    def executions(self, status: str | None = None) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {"stateMachineArn": self.state_machine_arn, "maxResults": 1000}
+    def executions(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Executions of the state machine, newest first as ListExecutions returns them, at most ``limit``."""
+        kwargs: dict[str, Any] = {"stateMachineArn": self.state_machine_arn}
         if status:
             kwargs["statusFilter"] = status
-        found: list[dict[str, Any]] = []
-        while True:
-            page = self.sfn.list_executions(**kwargs)
-            found += page["executions"]
-            if not page.get("nextToken"):
-                return found
-            kwargs["nextToken"] = page["nextToken"]
+        if limit:
+            kwargs["PaginationConfig"] = {"MaxItems": limit}
+        pages = self.sfn.get_paginator("list_executions").paginate(**kwargs)
+        return [execution for page in pages for execution in page["executions"]]
 
     def execution_arn(self, name: str) -> str:
+        """The ARN of this state machine's execution called ``name``."""
         return execution_arn(self.state_machine_arn, name)
 
     def describe(self, execution_arn: str) -> dict[str, Any]:
-        return self.sfn.describe_execution(executionArn=execution_arn)
+        """DescribeExecution."""
+        described: dict[str, Any] = self.sfn.describe_execution(executionArn=execution_arn)
+        return described
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
-        while True:
-            page = self.sfn.get_execution_history(**kwargs)
-            events += page["events"]
-            if not page.get("nextToken"):
-                return events
-            kwargs["nextToken"] = page["nextToken"]
+        """Every event of the run, oldest first."""
+        pages = self.sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
+        return [event for page in pages for event in page["events"]]
+
+    def wait_for_finish(self, execution_arn: str, timeout: float, interval: float = 0.1) -> dict[str, Any]:
+        """DescribeExecution once the run has finished (waiting for it to exist first); WaitTimeoutError after
+        ``timeout`` seconds. The interval grows up to 2 s, so a long wait against AWS stays cheap."""
+
+        def describe() -> dict[str, Any] | None:
+            try:
+                return self.describe(execution_arn)
+            except self.sfn.exceptions.ExecutionDoesNotExist:
+                return None
+
+        finished: dict[str, Any] | None = wait_until(
+            describe,
+            lambda execution: execution is not None and execution["status"] in FINISHED_EXECUTION_STATUSES,
+            timeout=timeout,
+            interval=interval,
+            max_interval=2.0,
+            describe=lambda execution: f"{execution_arn} to finish; it is {execution and execution['status']}",
+        )
+        if finished is None:  # wait_until returns only a value that passed the check above
+            raise RuntimeError(f"{execution_arn} vanished")
+        return finished

@@ -16,7 +16,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Final, TextIO, cast
 
 DEMO_LOG: Final = Path(".notiflow") / "demo" / "lambdas.log"
 LOCAL_UP_LOG: Final = Path(".notiflow") / "local" / "lambdas.log"
@@ -81,7 +81,7 @@ def lambda_output_to(path: Path) -> Iterator[Path]:
     handler = _powertools_handler()
     with path.open("w", encoding="utf-8") as file:
         stream = LineWriter(file)
-        previous = handler.setStream(stream)
+        previous = handler.setStream(cast(TextIO, stream))
         try:
             with contextlib.redirect_stdout(stream), warnings.catch_warnings():
                 # Powertools warns on every invocation that publishes no metric; the file says enough.

@@ -1,25 +1,9 @@
-"""Shared pieces of the project's own local servers and browser runs (console, receiver, tests)."""
+"""The project's own HTTP servers on 127.0.0.1 (console, receiver) share this server class."""
 
 from __future__ import annotations
 
 import socketserver
 from http.server import ThreadingHTTPServer
-from pathlib import Path
-from typing import Final
-
-CHROMIUM: Final = Path("/usr/bin/chromium")
-"""Debian's Chromium: the browser tests and the screenshot step drive it (no browser download)."""
-CHROMIUM_ARGS: Final = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    # Without these Chromium keeps calling out to Google's hosts, which this offline machine refuses.
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 
 
 class LoopbackHTTPServer(ThreadingHTTPServer):

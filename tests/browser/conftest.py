@@ -18,7 +18,7 @@ from notiflow.console.server import ConsoleServer
 from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local.fixtures import stack_settings_for_tests, wait_for_execution
 from notiflow.local.stack import EmbeddedStack
-from notiflow.shared.loopback import CHROMIUM, CHROMIUM_ARGS
+from notiflow.shared.chromium import CHROMIUM, CHROMIUM_ARGS
 
 XSS_ID = '<img src=x onerror="window.__xss=1">'
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
 import urllib.parse
 import urllib.request
 
@@ -21,6 +20,7 @@ from notiflow.demo.receiver import WebhookReceiver
 from notiflow.demo.scenarios import keep_serving, notification_for, scenarios
 from notiflow.local.fixtures import stack_settings_for_tests, wait_for_execution
 from notiflow.local.stack import EmbeddedStack
+from notiflow.shared.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -48,10 +48,8 @@ def test_kept_stack_shows_the_failed_run_and_redrive_turns_it_green(capsys: pyte
         )
         server.start()
         try:
-            deadline = time.monotonic() + 10
-            while "Console: " not in out.getvalue() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            url = out.getvalue().split("Console: ")[1].split()[0]
+            printed = wait_until(out.getvalue, lambda text: "Console: " in text, timeout=10, describe="the console URL")
+            url = printed.split("Console: ")[1].split()[0]
 
             # Then the console lists the failed run, as `notiflow runs list --status FAILED` does
             listed = http_json(url + "api/executions?status=FAILED")["executions"]

@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from notiflow.cli import main as notiflow_main
 from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local.fixtures import wait_for_execution
 from notiflow.local.stack import EmbeddedStack
+from notiflow.shared.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 AWS = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
@@ -106,17 +106,16 @@ def test_rejected_input_redriven_is_rejected_again(stack: EmbeddedStack) -> None
     # Given a message that is not JSON at all
     aws(stack, "sqs", "send-message", "--queue-url", stack.queue_url, "--message-body", "not json")
     sfn = stack.client("stepfunctions")
-    runs = []
-    for _ in range(300):
-        runs = [
+    runs = wait_until(
+        lambda: [
             e
             for e in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
             if e["name"].startswith("sqs-")
-        ]
-        if runs:
-            break
-        time.sleep(0.1)
-    assert runs, "the non-JSON message became a visible run"
+        ],
+        timeout=30,
+        interval=0.1,
+        describe="the non-JSON message to become a visible run",
+    )
     arn = runs[0]["executionArn"]
     assert wait_for_execution(sfn, arn, timeout=30)["status"] == "FAILED"
     # When it is redriven / Then it is rejected again and the record is unchanged

@@ -6,10 +6,12 @@ import time
 
 import pytest
 
+from lambdas.shared.clock import utc_iso
 from notiflow.cli import main as notiflow_main
 from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local.fixtures import wait_for_execution
 from notiflow.local.stack import EmbeddedStack
+from notiflow.shared.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 BROKEN = [f"bulk-{n}" for n in range(4)]
@@ -37,7 +39,9 @@ def test_bulk_redrive_stops_on_a_failing_canary_then_redrives_all_once_fixed(
     receiver.script("/fine", [Step(200)])
     for ident in BROKEN:
         assert send_and_wait(stack, receiver, ident, "/broken")["status"] == "FAILED"
-        time.sleep(0.01)  # distinct createdAt, so "oldest first" is well defined
+        # The next record must get a later createdAt (millisecond resolution), so "oldest first" is well defined
+        created = stack.client("dynamodb").get_item(TableName=stack.table_name, Key={"notificationId": {"S": ident}})
+        wait_until(utc_iso, lambda now, then=created["Item"]["createdAt"]["S"]: now > then, timeout=5)
     assert send_and_wait(stack, receiver, "bulk-ok", "/fine")["status"] == "SUCCEEDED"
     sfn = stack.client("stepfunctions")
     capsys.readouterr()
@@ -82,7 +86,7 @@ def test_runs_that_cannot_be_redriven_are_listed_with_the_reason(
     capsys.readouterr()
     assert redrive(stack, "single-ok") == 0
     out = capsys.readouterr().out
-    assert "skip  single-ok: execution is SUCCEEDED; only FAILED, ABORTED or TIMED_OUT runs can be redriven" in out
+    assert "skip  single-ok: execution is SUCCEEDED; only FAILED, TIMED_OUT or ABORTED runs can be redriven" in out
     assert len(receiver.requests_for("/fine2")) == 1
 
 
