@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +33,6 @@ class Process:
 
     popen: subprocess.Popen[str]
     lines: list[str] = field(default_factory=list)
-    arrived: queue.Queue[str] = field(default_factory=queue.Queue)
 
     def __post_init__(self) -> None:
         threading.Thread(target=self._pump, daemon=True).start()
@@ -43,7 +41,6 @@ class Process:
         assert self.popen.stdout is not None
         for line in self.popen.stdout:
             self.lines.append(line.rstrip("\n"))
-            self.arrived.put(line)
 
     def wait_for_line(self, pattern: str, timeout: float = STARTUP_SECONDS) -> re.Match[str]:
         return wait_until(
@@ -61,7 +58,7 @@ class Process:
 
 
 @pytest.fixture
-def run_cli(tmp_path: Path) -> Iterator[callable]:
+def run_cli(tmp_path: Path) -> Iterator[Callable[..., Process]]:
     started: list[Process] = []
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
 
