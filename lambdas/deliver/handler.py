@@ -18,12 +18,10 @@ from lambdas.deliver.result import retry_after_wait, to_message, to_result
 from lambdas.shared.clock import utc_iso
 from lambdas.shared.errors import DeliveryPermanentError, DeliveryRetryableError, DeliveryThrottledError
 from lambdas.shared.models import Category, DeliverRequest, DeliveryOutcome
-from lambdas.shared.observability import bind_run, logger, metrics, tracer
+from lambdas.shared.observability import annotate, bind_run, lambda_entry, logger, metrics
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@lambda_entry
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Deliver the notification once; return the result or raise the named delivery error."""
     notification = event.get("notification") if isinstance(event, dict) else None
@@ -41,7 +39,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
     outcome = deliver(request)
     _count(outcome)
-    tracer.put_annotation("category", outcome.category.value)
+    annotate("category", outcome.category.value)
     if outcome.success:
         return to_result(outcome)
     wait = retry_after_wait(outcome, request.retryAfterWaits, request.maxRetryAfterWaits, request.maxRetryAfterSeconds)

@@ -10,12 +10,10 @@ from pydantic import ValidationError
 from lambdas.failure_gate.gate import decide
 from lambdas.shared.errors import DeliveryFailedError
 from lambdas.shared.models import GateRequest
-from lambdas.shared.observability import bind_run, logger, metrics, tracer
+from lambdas.shared.observability import bind_run, lambda_entry, logger, metrics
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@lambda_entry
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Raise the recorded delivery error on a first pass; return a reopen decision on a redrive."""
     try:

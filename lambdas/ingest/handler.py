@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.ingest.starter import build_start_request, start
+from lambdas.shared import aws
 from lambdas.shared.config import ConfigurationError, get_settings
-from lambdas.shared.observability import bind_run, logger, metrics, tracer
-
-processor = BatchProcessor(event_type=EventType.SQS)
+from lambdas.shared.observability import bind_run, lambda_entry, logger, metrics
 
 
-@lru_cache(maxsize=1)
 def _sfn() -> Any:
-    return boto3.client("stepfunctions")
+    return aws.client("stepfunctions")
 
 
 def record_handler(record: SQSRecord) -> str:
@@ -40,9 +37,12 @@ def record_handler(record: SQSRecord) -> str:
     return execution
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Report only the records whose start failed, so the rest of the batch is not re-driven."""
+@lambda_entry
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    """Report only the records whose start failed, so the rest of the batch is not re-driven.
+
+    One processor per invocation: it holds the batch's results, and the local engine runs
+    several invocations at once in one process.
+    """
+    processor = BatchProcessor(event_type=EventType.SQS)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
