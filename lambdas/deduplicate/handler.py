@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from lambdas.deduplicate.claims import claim
@@ -13,6 +12,9 @@ from lambdas.shared.dal.notifications import NotificationStore
 from lambdas.shared.errors import InvalidNotificationError
 from lambdas.shared.models import ClaimRequest
 from lambdas.shared.observability import bind_run, lambda_entry, logger, metrics
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @lambda_entry

@@ -7,10 +7,9 @@ same dict as JSON in the message, so the failure path records the last outcome.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from lambdas.deliver.delivery import deliver
@@ -19,6 +18,9 @@ from lambdas.shared.clock import utc_iso
 from lambdas.shared.errors import DeliveryPermanentError, DeliveryRetryableError, DeliveryThrottledError
 from lambdas.shared.models import Category, DeliverRequest, DeliveryOutcome
 from lambdas.shared.observability import annotate, bind_run, lambda_entry, logger, metrics
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @lambda_entry

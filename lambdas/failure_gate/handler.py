@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from lambdas.failure_gate.gate import decide
 from lambdas.shared.errors import DeliveryFailedError
 from lambdas.shared.models import GateRequest
 from lambdas.shared.observability import bind_run, lambda_entry, logger, metrics
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @lambda_entry

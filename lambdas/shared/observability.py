@@ -10,7 +10,7 @@ the exception is re-raised unchanged outside it, so Step Functions still sees na
 
 The Tracer is built on the first traced invocation and only when tracing is on: ``Tracer()``
 imports the X-Ray SDK (and botocore with it) even when tracing is off, which a step that never
-calls AWS must not pay for. It patches only the libraries the steps use.
+calls AWS must not pay for. It patches only botocore (see ``TRACED_LIBRARIES``).
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ if TYPE_CHECKING:
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
 
-TRACED_LIBRARIES: tuple[str, ...] = ("botocore", "requests")
-"""What the X-Ray SDK patches (not ``patch_all``: it imports a dozen libraries no step uses)."""
+TRACED_LIBRARIES: tuple[str, ...] = ("botocore",)
+"""What the X-Ray SDK patches: AWS calls only. Not ``patch_all`` (it imports a dozen libraries no step
+uses), and not ``requests``: its patch records each target URL in the trace (webhook URLs often carry
+their secret in the path) and adds an ``X-Amzn-Trace-Id`` header to every request sent to a receiver."""
 
 H = TypeVar("H", bound=Callable[..., Any])
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from lambdas.shared.config import get_settings
 from lambdas.shared.errors import InvalidNotificationError
 from lambdas.shared.observability import bind_run, lambda_entry, logger, metrics
 from lambdas.validate.rules import validate_execution_input
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @lambda_entry
