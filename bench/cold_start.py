@@ -55,6 +55,7 @@ def run(code: str) -> float:
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
+        # As on Lambda: the asset ships no .pyc and /var/task is read-only, so lambdas/ compiles on every start.
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     env.pop("POWERTOOLS_TRACE_DISABLED", None)
