@@ -105,7 +105,9 @@ def test_failed_needs_a_deliberate_replay(store: NotificationStore, notification
     assert item["replayedAt"] == "2026-11-28T11:00:00.000Z"
 
 
-def test_two_concurrent_claims_exactly_one_wins(store: NotificationStore, notifications_table: Any) -> None:
+def test_two_concurrent_claims_exactly_one_wins(
+    store: NotificationStore, notifications_table: Any, atomic_dynamodb: None
+) -> None:
     # Given many runs racing for one id / When they claim at the same moment / Then exactly one wins
     contenders = 8
     barrier = threading.Barrier(contenders)

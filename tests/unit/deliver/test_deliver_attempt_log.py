@@ -174,7 +174,7 @@ def test_a_stale_size_guess_is_corrected_not_overflowed(aws, store, execution_ar
     assert [entry.attempt for entry in record.attemptLog][-2:] == [26, 27]
 
 
-def test_concurrent_writers_never_push_the_log_past_its_bound(aws, store, execution_arn):
+def test_concurrent_writers_never_push_the_log_past_its_bound(aws, store, execution_arn, atomic_dynamodb):
     # Given a log one short of full and eight writers at once (a retried task racing the original, many times)
     aws.claim("ntf-race")
     for number in range(1, ATTEMPT_LOG_MAX):

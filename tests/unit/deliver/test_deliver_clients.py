@@ -65,7 +65,7 @@ def test_concurrent_first_calls_build_one_session_and_one_client(aws, sessions):
 
 
 def test_concurrent_first_deliveries_share_one_session_and_read_the_secret_once(
-    aws, sessions, receiver, load_event, lambda_context
+    aws, sessions, receiver, load_event, lambda_context, atomic_dynamodb
 ):
     # Given a cold process and several deliveries starting at the same moment (signing configured)
     built, secret_reads = sessions
