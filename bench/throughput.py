@@ -34,6 +34,7 @@ from lambdas.validate.handler import lambda_handler as validate
 from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local.stack import EmbeddedStack, StackSettings
 from tests.support import FakeLambdaContext
+from workflows.definition import retry_after_ceiling_seconds
 
 
 def notifications(receiver: WebhookReceiver, prefix: str, count: int) -> list[dict[str, Any]]:
@@ -92,7 +93,8 @@ def direct(stack: EmbeddedStack, batch: list[dict[str, Any]]) -> float:
         claim_event = {**state, "executionId": execution_id}
         claim = deduplicate(claim_event, context)
         assert claim["claimed"], claim
-        result = deliver({"notification": state["notification"], "executionId": execution_id, "retryCount": 0}, context)
+        deliver_event = {"notification": state["notification"], "executionId": execution_id, "retryCount": 0}
+        result = deliver({**deliver_event, "maxRetryAfterSeconds": retry_after_ceiling_seconds()}, context)
         table.update_item(
             TableName=stack.table_name,
             Key={"notificationId": {"S": item["notificationId"]}},

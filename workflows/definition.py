@@ -4,6 +4,11 @@ The CDK app and the embedded local stack both call :func:`render_definition`, so
 what is tested locally is exactly what deploys: the same file, with ARNs and
 names substituted, and the delivery retry policy (whose defaults live in the
 file itself) optionally overridden as a whole.
+
+The longest Retry-After wait the deliver step honours is the schedule's longest
+wait (the Deliver retrier's ``MaxDelaySeconds``): rendering always writes it into
+the Deliver payload (``maxRetryAfterSeconds``), so the retrier is its one home and
+the deliver Lambda has no ceiling of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from lambdas.shared.errors import DeliveryRetryableError
 
 DEFINITION_PATH: Final = Path(__file__).with_name("notification_delivery.asl.json")
 DELIVER_STATE: Final = "Deliver"
+RETRY_AFTER_CEILING_FIELD: Final = "maxRetryAfterSeconds"
 PLACEHOLDERS: Final = (
     "ValidateFunctionArn",
     "DeduplicateFunctionArn",
@@ -112,6 +118,11 @@ def default_retry_policy() -> DeliveryRetryPolicy:
     )
 
 
+def retry_after_ceiling_seconds(definition: dict[str, Any] | None = None) -> int:
+    """The longest Retry-After wait honoured: the delivery retrier's ``MaxDelaySeconds``."""
+    return int(_delivery_retrier(definition or load_definition())["MaxDelaySeconds"])
+
+
 def render_definition(
     substitutions: dict[str, str],
     retry_policy: DeliveryRetryPolicy | None = None,
@@ -129,10 +140,10 @@ def render_definition(
     if retry_policy is not None:
         retry_policy.validate()
         _delivery_retrier(definition).update(retry_policy.to_retrier())
-        # A Retry-After answer is never honoured for longer than the schedule's own longest wait.
-        definition["States"][DELIVER_STATE]["Parameters"]["Payload"]["maxRetryAfterSeconds"] = (
-            retry_policy.max_delay_seconds
-        )
+    # A Retry-After answer is never honoured for longer than the schedule's own longest wait.
+    definition["States"][DELIVER_STATE]["Parameters"]["Payload"][RETRY_AFTER_CEILING_FIELD] = (
+        retry_after_ceiling_seconds(definition)
+    )
     text = json.dumps(definition, indent=2)
     return _PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], text)
 

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from lambdas.deduplicate.claims import claim
 from lambdas.shared.config import get_settings
+from lambdas.shared.dal.notifications import NotificationStore
 from lambdas.shared.errors import InvalidNotificationError
 from lambdas.shared.models import ClaimRequest
-from lambdas.shared.observability import bind_run, logger, metrics, tracer
+from lambdas.shared.observability import bind_run, lambda_entry, logger, metrics
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
-@lru_cache(maxsize=1)
-def _table(table_name: str) -> Any:
-    return boto3.resource("dynamodb").Table(table_name)
-
-
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@lambda_entry
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Return the claim result; the state machine skips delivery when it is a duplicate."""
     try:
@@ -31,7 +25,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except ValidationError as exc:
         raise InvalidNotificationError(f"deduplicate input is malformed: {exc.errors()[0]['msg']}") from None
     bind_run(request.notificationId, request.executionId)
-    result = claim(_table(get_settings().table_name), request)
+    result = claim(NotificationStore(get_settings().table_name), request)
     if result.duplicate:
         logger.info("duplicate notification skipped", extra={"reason": result.reason})
         metrics.add_metric(name="DuplicateSkipped", unit="Count", value=1)

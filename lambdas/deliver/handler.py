@@ -7,10 +7,9 @@ same dict as JSON in the message, so the failure path records the last outcome.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from lambdas.deliver.delivery import deliver
@@ -18,12 +17,13 @@ from lambdas.deliver.result import retry_after_wait, to_message, to_result
 from lambdas.shared.clock import utc_iso
 from lambdas.shared.errors import DeliveryPermanentError, DeliveryRetryableError, DeliveryThrottledError
 from lambdas.shared.models import Category, DeliverRequest, DeliveryOutcome
-from lambdas.shared.observability import bind_run, logger, metrics, tracer
+from lambdas.shared.observability import annotate, bind_run, lambda_entry, logger, metrics
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@lambda_entry
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Deliver the notification once; return the result or raise the named delivery error."""
     notification = event.get("notification") if isinstance(event, dict) else None
@@ -41,7 +41,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
     outcome = deliver(request)
     _count(outcome)
-    tracer.put_annotation("category", outcome.category.value)
+    annotate("category", outcome.category.value)
     if outcome.success:
         return to_result(outcome)
     wait = retry_after_wait(outcome, request.retryAfterWaits, request.maxRetryAfterWaits, request.maxRetryAfterSeconds)

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any, Final
 
-from boto3.dynamodb.types import TypeSerializer
-
 from lambdas.shared.models import Category, DeliveryOutcome
+from lambdas.shared.record import NotificationRecord
 
 MAX_MESSAGE_CHARS: Final = 30_000
 """Error messages become the state's Cause, which Step Functions caps at 32 KB."""
-
-_SERIALIZER: Final = TypeSerializer()
 
 
 def failure_reason(outcome: DeliveryOutcome) -> str:
@@ -29,25 +25,15 @@ def failure_reason(outcome: DeliveryOutcome) -> str:
     return f"{what} after {outcome.attempt} {plural} ({outcome.category.value}{verdict})"
 
 
-def _dynamo_ready(value: Any) -> Any:
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, dict):
-        return {key: _dynamo_ready(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_dynamo_ready(item) for item in value]
-    return value
-
-
 def to_item(outcome: DeliveryOutcome) -> dict[str, Any]:
     """Typed attribute values for RecordSuccess / RecordFailure (``deliveryResult`` as an ``M`` map)."""
-    return {
-        "deliveryResult": _SERIALIZER.serialize(_dynamo_ready(outcome.model_dump(mode="json"))),
-        "attempts": {"N": str(outcome.attempt)},
-        "lastDeliveryAttempt": {"S": outcome.timestamp},
-        "deliveredAt": {"S": outcome.httpResponseReceivedAt or outcome.timestamp},
-        "failureReason": {"S": failure_reason(outcome)},
-    }
+    return NotificationRecord.typed_values(
+        deliveryResult=outcome,
+        attempts=outcome.attempt,
+        lastDeliveryAttempt=outcome.timestamp,
+        deliveredAt=outcome.httpResponseReceivedAt or outcome.timestamp,
+        failureReason=failure_reason(outcome),
+    )
 
 
 def to_result(outcome: DeliveryOutcome) -> dict[str, Any]:

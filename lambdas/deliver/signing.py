@@ -2,6 +2,12 @@
 
 Receivers verify with any Standard Webhooks library; during a secret rotation every
 configured secret signs, so receivers holding either the old or the new one accept.
+
+``webhook-id`` is the notification id in its header form (:func:`header_form`): ids made of
+printable ASCII are sent as they are; any other id (an emoji, an accented letter, a ``%``) is
+sent percent-encoded as UTF-8, because an HTTP header cannot carry it reliably. The signed
+content is ``{webhook-id}.{timestamp}.{body}`` with the id exactly as sent, so receivers
+verify what they see, and the id stays the same across attempts and redrives.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import hmac
 import time
 from collections.abc import Mapping, Sequence
 from typing import Final
+from urllib.parse import quote
 
 SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - the format prefix, not a secret
 SIGNATURE_VERSION: Final = "v1"
@@ -20,6 +27,25 @@ DEFAULT_TOLERANCE_SECONDS: Final = 300
 HEADER_ID: Final = "webhook-id"
 HEADER_TIMESTAMP: Final = "webhook-timestamp"
 HEADER_SIGNATURE: Final = "webhook-signature"
+
+
+_HEADER_SAFE: Final = "".join(chr(code) for code in range(0x20, 0x7F) if chr(code) != "%")
+
+
+def header_form(text: str) -> str:
+    """``text`` as an HTTP header value: unchanged when it is printable ASCII without ``%``, else percent-encoded.
+
+    The mapping is one-to-one: an encoded form always contains ``%`` and an unchanged one never
+    does, so two distinct ids can never share a ``webhook-id``.
+    """
+    if all(char in _HEADER_SAFE for char in text):
+        return text
+    return quote(text, safe=_HEADER_SAFE)
+
+
+def webhook_id(notification_id: str) -> str:
+    """The ``webhook-id`` of a notification (what is sent and what is signed)."""
+    return header_form(notification_id)
 
 
 class InvalidSecretError(ValueError):

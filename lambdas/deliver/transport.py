@@ -1,15 +1,15 @@
 """One HTTP delivery attempt, returned as a value: :func:`send` never raises for HTTP or network failures.
 
-Every way an attempt can end maps to a :class:`DeliveryOutcome` with a category and a
-retry verdict, so the handler only decides which named error to raise.
+Every way an attempt can end maps to a :class:`DeliveryOutcome` (see ``classify.py``), so the
+handler only decides which named error to raise.
 
-SSRF: the target name is resolved and vetted before the request (clear message,
-DNS failures classified), and every socket the session connects is vetted again by
-its peer address right after ``connect()``. The second check is what makes DNS
-rebinding useless: whatever address the HTTP client finally reaches must pass the
-policy, however the name resolved a moment earlier. It costs one ``getpeername()``
-and relies on urllib3's private ``_new_conn`` hook (urllib3 2.x; covered by tests for
-HTTP and HTTPS). The peer check reads the process settings (``get_settings()``).
+SSRF: the session's adapter resolves the target once per attempt, checks every address
+against the policy (``lambdas/shared/ssrf.py``) and connects to those vetted addresses
+only: the connection never resolves the name again, so DNS rebinding (a public answer for
+the check, a private one for the connection) has nothing to exploit, and no socket to a
+blocked address is ever opened. The name still travels in the Host header and in TLS SNI,
+and the certificate is verified against it. Vetted addresses are part of the connection
+pool's key, so a kept-alive connection is reused only for an address vetted again.
 
 The response body is read with a byte cap and a wall-clock limit of connect + read
 timeout from the start of the attempt; the status line and headers are bounded only
@@ -19,126 +19,179 @@ Lambda timeout instead.
 
 from __future__ import annotations
 
-import email.utils
+import functools
+import ipaddress
 import json
-import math
-import re
 import socket
 import ssl
 import time
-from dataclasses import dataclass
+from collections import namedtuple
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from http.client import HTTPException, RemoteDisconnected
-from typing import Final
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.poolmanager import PoolKey, _default_key_normalizer
 
 from lambdas.deliver import signing
+from lambdas.deliver.classify import AttemptStart, BodyRead, classify_response
 from lambdas.shared.clock import utc_iso
 from lambdas.shared.config import Settings, get_settings
 from lambdas.shared.models import Category, DeliveryOutcome, Notification
 from lambdas.shared.observability import logger
-from lambdas.shared.ssrf import (
-    TargetBlockedError,
-    TargetResolutionError,
-    check_address,
-    host_is_allowed,
-    resolve_and_check,
-)
+from lambdas.shared.ssrf import TargetBlockedError, TargetResolutionError, resolve_and_check
 
 USER_AGENT: Final = "Notiflow/0.1"
-EXCERPT_CHARS: Final = 1024
-MAX_RETRY_AFTER_SECONDS: Final = 86_400
-RETRYABLE_CLIENT_STATUSES: Final = frozenset({408, 429})
 _READ_CHUNK: Final = 16 * 1024
 _FRAMING_HEADERS: Final = frozenset({"content-length", "transfer-encoding", "connection"})
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
+_policy: ContextVar[Settings | None] = ContextVar("notiflow_ssrf_policy", default=None)
+"""The settings the current attempt is vetted under (``send`` sets them; else the process settings)."""
 
-class _PeerCheckMixin:
-    """Refuses a freshly connected socket whose peer address the SSRF policy blocks."""
+_PINNED_POOL_KEY = cast("type[PoolKey]", namedtuple("_PinnedPoolKey", [*PoolKey._fields, "key_vetted_addresses"]))
+"""urllib3's pool key plus the vetted addresses: a pooled connection is reused only for the addresses it opened to."""
+
+
+def _connect(
+    address: str,
+    port: int,
+    timeout: Any,
+    source_address: tuple[str, int] | None,
+    socket_options: Any,
+) -> socket.socket:
+    """Open a TCP connection to one vetted IP address; nothing is resolved here."""
+    text, _, scope = address.partition("%")
+    ip = ipaddress.ip_address(text)
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    target: tuple[Any, ...] = (text, port)
+    if ip.version == 6:
+        target = (text, port, 0, int(scope) if scope.isdigit() else socket.if_nametoindex(scope) if scope else 0)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        for level, option, value in socket_options or ():
+            sock.setsockopt(level, option, value)
+        if timeout is None or isinstance(timeout, int | float):
+            sock.settimeout(timeout)
+        if source_address:
+            sock.bind(source_address)
+        sock.connect(target)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class _PinnedConnectionMixin:
+    """A urllib3 connection that connects to the addresses vetted for its host, and nowhere else."""
 
     host: str
+    port: int
+    timeout: Any
+    source_address: tuple[str, int] | None
+    socket_options: Any
+
+    def __init__(self, *args: Any, vetted_addresses: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.vetted_addresses = vetted_addresses
 
     def _new_conn(self) -> socket.socket:
-        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
-        if not host_is_allowed(self.host, get_settings()):
-            peer = str(sock.getpeername()[0])
-            reason = check_address(peer)
-            if reason is not None:
-                sock.close()
-                raise TargetBlockedError(self.host, peer, reason)
-        return sock
+        if not self.vetted_addresses:
+            raise TargetBlockedError(self.host, None, "not vetted (no address was checked)")
+        error: OSError | None = None
+        for address in self.vetted_addresses:
+            try:
+                return _connect(address, self.port, self.timeout, self.source_address, self.socket_options)
+            except OSError as exc:
+                error = exc
+        if isinstance(error, TimeoutError):
+            raise ConnectTimeoutError(
+                self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
+            ) from error
+        raise NewConnectionError(self, f"Failed to establish a new connection: {error}") from error  # type: ignore[arg-type]
 
 
-class _GuardedHTTPConnection(_PeerCheckMixin, urllib3.connection.HTTPConnection):
+class _PinnedHTTPConnection(_PinnedConnectionMixin, HTTPConnection):
     pass
 
 
-class _GuardedHTTPSConnection(_PeerCheckMixin, urllib3.connection.HTTPSConnection):
+class _PinnedHTTPSConnection(_PinnedConnectionMixin, HTTPSConnection):
     pass
 
 
-class _GuardedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _GuardedHTTPConnection
+class _PinnedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _PinnedHTTPConnection
 
 
-class _GuardedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _GuardedHTTPSConnection
+class _PinnedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _PinnedHTTPSConnection
 
 
-class GuardedAdapter(HTTPAdapter):
-    """HTTPAdapter whose connections pass the SSRF peer check; no retries, the workflow owns those."""
+class VettedAdapter(HTTPAdapter):
+    """HTTPAdapter that vets the target once per request and pins the connection to the vetted addresses.
 
-    def init_poolmanager(self, *args: object, **kwargs: object) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+    No retries (the workflow owns those) and no proxies (a proxy would do its own resolution).
+    """
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _PinnedHTTPPool, "https": _PinnedHTTPSPool}
+        self.poolmanager.key_fn_by_scheme = {
+            scheme: functools.partial(_default_key_normalizer, _PINNED_POOL_KEY) for scheme in ("http", "https")
+        }
+
+    def get_connection_with_tls_context(
+        self,
+        request: requests.PreparedRequest,
+        verify: Any,
+        proxies: dict[str, str] | None = None,
+        cert: Any = None,
+    ) -> HTTPConnectionPool:
+        if any(proxies.values() if proxies else ()):
+            raise TargetBlockedError(urlsplit(request.url or "").hostname or "", None, "behind a proxy (not allowed)")
+        try:
+            host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
+        except ValueError as exc:
+            raise requests.exceptions.InvalidURL(exc, request=request) from exc
+        port = host_params.get("port") or _DEFAULT_PORTS.get(host_params["scheme"], 0)
+        addresses = resolve_and_check(host_params["host"], port, _policy.get() or get_settings())
+        pool_kwargs["vetted_addresses"] = tuple(addresses)
+        return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
 
 
 def _build_session() -> requests.Session:
     session = requests.Session()
-    session.trust_env = False  # no proxy, netrc or CA bundle from the environment: the peer check needs direct sockets
+    session.trust_env = False  # no proxy, netrc or CA bundle from the environment
     session.headers["User-Agent"] = USER_AGENT
-    adapter = GuardedAdapter(pool_connections=16, pool_maxsize=8, max_retries=0)
+    adapter = VettedAdapter(pool_connections=16, pool_maxsize=8, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
 
 
 SESSION: Final = _build_session()
-"""Module-level, so warm invocations reuse TCP and TLS connections."""
+"""Module-level, so warm invocations reuse TCP and TLS connections (requests sessions are safe to share here:
+one adapter, no cookies kept between attempts that matter, pools are thread-safe)."""
 
 
-@dataclass(frozen=True)
-class BodyRead:
-    """What was read of a response body: at most the cap, and why reading stopped early."""
-
-    data: bytes
-    truncated: bool
-    problem: str | None = None
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> int | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), clamped to 0..86400."""
-    if not value or not value.strip():
-        return None
-    text = value.strip()
-    if re.fullmatch(r"[0-9]+", text):
-        seconds = int(text)
-    else:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = math.ceil((when - (now or datetime.now(UTC))).total_seconds())
-    return max(0, min(seconds, MAX_RETRY_AFTER_SECONDS))
+@contextmanager
+def vetted_under(settings: Settings) -> Iterator[None]:
+    """Vet the requests made in this block (this thread or task) under ``settings``."""
+    token = _policy.set(settings)
+    try:
+        yield
+    finally:
+        _policy.reset(token)
 
 
 def read_capped(response: requests.Response, cap: int, deadline: float) -> BodyRead:
@@ -172,17 +225,21 @@ def read_capped(response: requests.Response, cap: int, deadline: float) -> BodyR
 
 
 def build_request(notification: Notification, attempt: int, keys: list[bytes], now: float) -> tuple[bytes, dict]:
-    """Body bytes and headers of one attempt; ``webhook-id`` is the notification id, stable across retries."""
+    """Body bytes and headers of one attempt.
+
+    ``webhook-id`` is the notification id in its header form (stable across attempts and
+    redrives, and exactly what is signed); ``X-Correlation-Id`` uses the same form.
+    """
     body = json.dumps(notification.payload, separators=(",", ":")).encode()
     headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(
         {name: value for name, value in notification.target.headers.items() if name.lower() not in _FRAMING_HEADERS}
     )
     headers["Content-Type"] = "application/json"
     headers["User-Agent"] = USER_AGENT
-    headers.update(signing.signature_headers(keys, notification.notificationId, int(now), body))
+    headers.update(signing.signature_headers(keys, signing.webhook_id(notification.notificationId), int(now), body))
     headers["X-Notiflow-Attempt"] = str(attempt)
     if notification.correlationId:
-        headers["X-Correlation-Id"] = notification.correlationId
+        headers["X-Correlation-Id"] = signing.header_form(notification.correlationId)
     return body, dict(headers)
 
 
@@ -195,23 +252,11 @@ def send(
 ) -> DeliveryOutcome:
     """Make one signed attempt and classify it; HTTP and network failures come back as outcomes."""
     settings = settings or get_settings()
-    started_at = datetime.now(UTC)
     started = time.monotonic()
-    base = {
-        "timestamp": utc_iso(started_at),
-        "correlationId": notification.correlationId,
-        "attempt": attempt,
-    }
+    start = AttemptStart(timestamp=utc_iso(), attempt=attempt, correlationId=notification.correlationId)
 
     def failed(category: Category, retryable: bool, details: str) -> DeliveryOutcome:
-        return DeliveryOutcome(
-            success=False,
-            retryEligible=retryable,
-            category=category,
-            responseTime=_elapsed_ms(started),
-            errorDetails=details,
-            **base,
-        )
+        return start.failed(category, retryable, details, _elapsed_ms(started))
 
     url = notification.target.url
     try:
@@ -225,27 +270,24 @@ def send(
     if not host:
         return failed(Category.CONNECTION_ERROR, False, "target URL has no host")
     endpoint = f"{host}:{port}"
+
+    body, headers = build_request(notification, attempt, keys or [], time.time())
     try:
-        resolve_and_check(host, port, settings)
+        with vetted_under(settings):
+            response = SESSION.request(
+                notification.target.method.value,
+                url,
+                data=body,
+                headers=headers,
+                timeout=(settings.connect_timeout_seconds, settings.read_timeout_seconds),
+                allow_redirects=False,
+                stream=True,
+                verify=True,
+            )
     except TargetBlockedError as exc:
         return failed(Category.CONNECTION_ERROR, False, str(exc))
     except TargetResolutionError:
         return failed(Category.CONNECTION_ERROR, True, f"DNS resolution failed for {host}")
-
-    body, headers = build_request(notification, attempt, keys or [], time.time())
-    try:
-        response = SESSION.request(
-            notification.target.method.value,
-            url,
-            data=body,
-            headers=headers,
-            timeout=(settings.connect_timeout_seconds, settings.read_timeout_seconds),
-            allow_redirects=False,
-            stream=True,
-            verify=True,
-        )
-    except TargetBlockedError as exc:
-        return failed(Category.CONNECTION_ERROR, False, str(exc))
     except requests.exceptions.ConnectTimeout:
         return failed(
             Category.TIMEOUT, True, f"no connection to {endpoint} within {settings.connect_timeout_seconds:g} s"
@@ -261,73 +303,23 @@ def send(
     received_at = datetime.now(UTC)
     deadline = started + settings.connect_timeout_seconds + settings.read_timeout_seconds
     read = read_capped(response, settings.max_response_bytes, deadline)
-    return classify_response(
-        response, read, settings.max_response_bytes, base, received_at=received_at, elapsed_ms=_elapsed_ms(started)
+    outcome = classify_response(
+        start,
+        status=response.status_code,
+        reason=response.reason or "",
+        headers=response.headers,
+        read=read,
+        encoding=response.encoding,
+        cap=settings.max_response_bytes,
+        received_at=received_at,
+        elapsed_ms=_elapsed_ms(started),
     )
-
-
-def classify_response(
-    response: requests.Response,
-    read: BodyRead,
-    cap: int,
-    base: dict,
-    *,
-    received_at: datetime,
-    elapsed_ms: int,
-) -> DeliveryOutcome:
-    """Category and retry verdict of an HTTP response, with the details a human needs."""
-    status = response.status_code
-    reason = response.reason or ""
-    retry_after = parse_retry_after(response.headers.get("Retry-After"), received_at)
-    if 200 <= status < 300:
-        category, retryable = Category.SUCCESS, False
-    elif 300 <= status < 400:
-        category, retryable = Category.CLIENT_ERROR, False
-    elif 400 <= status < 500:
-        category, retryable = Category.CLIENT_ERROR, status in RETRYABLE_CLIENT_STATUSES
-    else:
-        category, retryable = Category.SERVER_ERROR, True
-
-    notes = []
-    if category is not Category.SUCCESS:
-        notes.append(f"HTTP {status} {reason}".rstrip())
-        if 300 <= status < 400:
-            location = response.headers.get("Location")
-            notes.append(f"redirect to {location[:512]} not followed" if location else "redirect not followed")
-        if retry_after is not None:
-            notes.append(f"Retry-After {retry_after} s")
-        if read.truncated:
-            notes.append(f"response body larger than {cap} bytes; read stopped at the cap")
-        if read.problem:
-            notes.append(read.problem)
-    elif read.truncated or read.problem:
+    if outcome.success and (read.truncated or read.problem):
         logger.info(
             "delivered; response body not read in full",
-            extra={"truncated": read.truncated, "problem": read.problem, "cap": cap},
+            extra={"truncated": read.truncated, "problem": read.problem, "cap": settings.max_response_bytes},
         )
-    return DeliveryOutcome(
-        success=category is Category.SUCCESS,
-        retryEligible=retryable,
-        category=category,
-        statusCode=status,
-        statusText=reason or None,
-        responseTime=elapsed_ms,
-        errorDetails="; ".join(notes) or None,
-        httpResponseReceivedAt=utc_iso(received_at),
-        retryAfterSeconds=retry_after,
-        responseBodyExcerpt=_excerpt(read.data, response.encoding),
-        **base,
-    )
-
-
-def _excerpt(data: bytes, encoding: str | None) -> str | None:
-    if not data:
-        return None
-    try:
-        text = data[: EXCERPT_CHARS * 4].decode(encoding or "utf-8", errors="replace")
-    except LookupError:
-        text = data[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
-    return text[:EXCERPT_CHARS]
+    return outcome
 
 
 def _elapsed_ms(started: float) -> int:

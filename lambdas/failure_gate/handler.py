@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from lambdas.failure_gate.gate import decide
 from lambdas.shared.errors import DeliveryFailedError
 from lambdas.shared.models import GateRequest
-from lambdas.shared.observability import bind_run, logger, metrics, tracer
+from lambdas.shared.observability import bind_run, lambda_entry, logger, metrics
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+@lambda_entry
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Raise the recorded delivery error on a first pass; return a reopen decision on a redrive."""
     try:

@@ -1,34 +1,48 @@
-"""Ingest: SQS batch -> one StartExecution per record, with partial batch failures."""
+"""Ingest: SQS batch -> one StartExecution per record, with partial batch failures.
+
+The partial-batch loop is written out here rather than taken from Powertools' batch utility:
+importing that utility loads every Powertools event data class and asyncio, about half an
+``import boto3`` on each cold start, for a loop of a few lines.
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any
-
-import boto3
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from lambdas.ingest.starter import build_start_request, start
+from lambdas.shared import aws
 from lambdas.shared.config import ConfigurationError, get_settings
-from lambdas.shared.observability import bind_run, logger, metrics, tracer
+from lambdas.shared.observability import bind_run, lambda_entry, logger, metrics
 
-processor = BatchProcessor(event_type=EventType.SQS)
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
-@lru_cache(maxsize=1)
+class ItemFailure(TypedDict):
+    itemIdentifier: str
+
+
+class PartialBatchResponse(TypedDict):
+    """What SQS reads back with ``ReportBatchItemFailures``: only these messages are delivered again."""
+
+    batchItemFailures: list[ItemFailure]
+
+
+class BatchFailedError(RuntimeError):
+    """Every record of the batch failed: the invocation fails loudly (and SQS retries the whole batch)."""
+
+
 def _sfn() -> Any:
-    return boto3.client("stepfunctions")
+    return aws.client("stepfunctions")
 
 
-def record_handler(record: SQSRecord) -> str:
+def record_handler(record: dict[str, Any]) -> str:
     """Start one execution; raising marks just this record as failed for redelivery."""
     settings = get_settings()
     if not settings.state_machine_arn:
         raise ConfigurationError("NOTIFLOW_STATE_MACHINE_ARN is not set")
-    request = build_start_request(record.raw_event, record.event_source_arn, settings.record_ttl_days)
-    bind_run(request.input["notificationId"], None, sqsMessageId=record.message_id)
+    request = build_start_request(record, record.get("eventSourceARN"), settings.record_ttl_days)
+    bind_run(request.input["notificationId"], None, sqsMessageId=record.get("messageId"))
     execution, started = start(_sfn(), settings.state_machine_arn, request)
     if started:
         logger.info("execution started", extra={"executionArn": execution})
@@ -36,13 +50,22 @@ def record_handler(record: SQSRecord) -> str:
     else:
         logger.info("execution exists already; duplicate message", extra={"executionName": execution})
         metrics.add_metric(name="DuplicateMessage", unit="Count", value=1)
-    logger.thread_safe_clear_keys()
     return execution
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@lambda_entry
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialBatchResponse:
     """Report only the records whose start failed, so the rest of the batch is not re-driven."""
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    records = [record for record in (event or {}).get("Records") or [] if isinstance(record, dict)]
+    failures: list[ItemFailure] = []
+    for record in records:
+        try:
+            record_handler(record)
+        except Exception as exc:
+            logger.exception("record not started; SQS will deliver it again", extra={"error": type(exc).__name__})
+            failures.append({"itemIdentifier": str(record.get("messageId", ""))})
+        finally:
+            logger.thread_safe_clear_keys()
+    if records and len(failures) == len(records):
+        raise BatchFailedError(f"All records failed processing ({len(records)}); see the log lines before this one")
+    return {"batchItemFailures": failures}

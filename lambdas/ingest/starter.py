@@ -17,7 +17,8 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 
 from lambdas.shared.constants import REPLAY_ATTRIBUTE
-from lambdas.shared.models import MAX_ID_LENGTH, MAX_NOTIFICATION_BYTES
+from lambdas.shared.models import MAX_ID_LENGTH, MAX_NESTING_DEPTH, MAX_NOTIFICATION_BYTES
+from lambdas.shared.nesting import text_exceeds
 
 MAX_NAME_LENGTH: Final = 80
 RAW_BODY_EXCERPT: Final = 1024
@@ -64,9 +65,11 @@ def build_start_request(
 ) -> StartRequest:
     """Map an SQS record to an execution; a body that is not a notification still gets a run.
 
-    Bad input must never vanish: when the body is not JSON, too large, or has no
-    usable notificationId, the run is keyed by the SQS message id and the Validate
-    state rejects it with the reason, visible in the console and in the table.
+    Bad input must never vanish: when the body is not JSON, too large, nested too deeply,
+    or has no usable notificationId, the run is keyed by the SQS message id and the Validate
+    state rejects it with the reason, visible in the console and in the table. Such a run's
+    input carries only the reason and a short excerpt (a string), never the body's structure,
+    so nothing downstream (Step Functions included) has to parse a hostile shape.
     """
     message_id = str(record.get("messageId", ""))
     body = record.get("body") or ""
@@ -76,14 +79,17 @@ def build_start_request(
     size = len(body.encode("utf-8"))
     if size > MAX_NOTIFICATION_BYTES:
         parse_error = f"message body is {size} bytes, above the {MAX_NOTIFICATION_BYTES}-byte limit (200 KiB)"
+    elif text_exceeds(body, MAX_NESTING_DEPTH):
+        parse_error = f"body nests arrays/objects more than {MAX_NESTING_DEPTH} levels deep (the limit)"
     else:
         try:
             notification = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             parse_error = f"body is not valid JSON ({exc})"
     candidate = notification.get("notificationId") if isinstance(notification, dict) else None
-    usable_id = isinstance(candidate, str) and 0 < len(candidate) <= MAX_ID_LENGTH and candidate.isprintable()
-    notification_id = candidate if usable_id else f"sqs-{message_id}"
+    notification_id = f"sqs-{message_id}"
+    if isinstance(candidate, str) and 0 < len(candidate) <= MAX_ID_LENGTH and candidate.isprintable():
+        notification_id = candidate
     replay = _is_replay(record)
     execution_input = {
         "notificationId": notification_id,

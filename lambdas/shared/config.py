@@ -35,6 +35,8 @@ class Settings(BaseModel):
     max_response_bytes: int = Field(default=64 * 1024, ge=1024, le=10 * 1024 * 1024)
     allowed_schemes: tuple[str, ...] = ("https",)
     allow_private_targets: bool = False
+    allow_loopback_targets: bool = False
+    """Loopback targets (127.0.0.0/8, ::1, localhost names) allowed; every other private one still refused."""
     allowed_target_hosts: tuple[str, ...] = ()
     record_ttl_days: int = Field(default=90, ge=1, le=3650)
 
@@ -52,7 +54,7 @@ class Settings(BaseModel):
         return value
 
 
-_FIELD_BY_ENV = {
+_FIELD_BY_ENV: dict[str, str] = {
     EnvVar.TABLE_NAME: "table_name",
     EnvVar.STATE_MACHINE_ARN: "state_machine_arn",
     EnvVar.SIGNING_SECRET_ID: "signing_secret_id",
@@ -61,6 +63,7 @@ _FIELD_BY_ENV = {
     EnvVar.MAX_RESPONSE_BYTES: "max_response_bytes",
     EnvVar.ALLOWED_SCHEMES: "allowed_schemes",
     EnvVar.ALLOW_PRIVATE_TARGETS: "allow_private_targets",
+    EnvVar.ALLOW_LOOPBACK_TARGETS: "allow_loopback_targets",
     EnvVar.ALLOWED_TARGET_HOSTS: "allowed_target_hosts",
     EnvVar.RECORD_TTL_DAYS: "record_ttl_days",
 }
@@ -74,7 +77,7 @@ def parse_settings(environ: Mapping[str, str]) -> Settings:
     """Build settings from an environment mapping; raises ConfigurationError naming the variable."""
     values = {field: environ[env] for env, field in _FIELD_BY_ENV.items() if environ.get(env, "") != ""}
     try:
-        return Settings(**values)
+        return Settings.model_validate(values)
     except ValidationError as exc:
         env_by_field = {field: env for env, field in _FIELD_BY_ENV.items()}
         problems = "; ".join(

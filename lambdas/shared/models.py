@@ -23,6 +23,10 @@ MAX_HEADER_VALUE_LENGTH: Final = 1024
 MAX_HEADERS_BYTES: Final = 8 * 1024
 MAX_LABEL_LENGTH: Final = 256
 MAX_METADATA_BYTES: Final = 4 * 1024
+MAX_NESTING_DEPTH: Final = 32
+"""Nested arrays/objects in a message body, the outermost object counting as 1 (as DynamoDB limits maps).
+
+Deeper bodies crash JSON parsers and serializers that recurse (Python's, pydantic's, Step Functions')."""
 
 
 class HttpMethod(StrEnum):
@@ -159,7 +163,9 @@ class DeliverRequest(BaseModel):
     retryCount: int = Field(default=0, ge=0)
     retryAfterWaits: int = Field(default=0, ge=0, description="Retry-After waits already honoured in this run")
     maxRetryAfterWaits: int = Field(default=0, ge=0, description="how many the workflow honours at most")
-    maxRetryAfterSeconds: int = Field(default=3600, ge=1, description="longest single Retry-After wait honoured")
+    maxRetryAfterSeconds: int = Field(
+        ge=1, description="longest single Retry-After wait honoured; the definition sets it (its one home)"
+    )
 
 
 class StateError(BaseModel):

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from lambdas.shared.config import get_settings
 from lambdas.shared.errors import InvalidNotificationError
-from lambdas.shared.observability import bind_run, logger, metrics, tracer
+from lambdas.shared.observability import bind_run, lambda_entry, logger, metrics
 from lambdas.validate.rules import validate_execution_input
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@tracer.capture_lambda_handler
+
+@lambda_entry
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Return the normalized execution state or raise InvalidNotificationError saying what is wrong."""
     event = event if isinstance(event, dict) else {}

@@ -20,12 +20,14 @@ from lambdas.shared.models import (
     MAX_HEADER_VALUE_LENGTH,
     MAX_HEADERS,
     MAX_HEADERS_BYTES,
+    MAX_NESTING_DEPTH,
     MAX_NOTIFICATION_BYTES,
     ExecutionInput,
     Notification,
     ValidatedInput,
 )
-from lambdas.shared.ssrf import is_ip_literal_blocked
+from lambdas.shared.nesting import value_exceeds
+from lambdas.shared.ssrf import host_problem
 
 HOP_BY_HOP_HEADERS: Final = frozenset(
     {
@@ -77,14 +79,10 @@ def url_problems(url: str, settings: Settings) -> list[str]:
         problems.append("target.url: credentials in the URL are not allowed; use target.headers")
     if port == 0:
         problems.append("target.url: port 0 is not valid")
-    if parts.hostname and not settings.allow_private_targets:
-        reason = is_ip_literal_blocked(parts.hostname)
+    if parts.hostname:
+        reason = host_problem(parts.hostname, settings)
         if reason:
             problems.append(f"target.url: {reason}")
-        elif parts.hostname.lower() in {"localhost", "localhost.localdomain"} or parts.hostname.lower().endswith(
-            ".localhost"
-        ):
-            problems.append("target.url: localhost targets are not allowed")
     return problems
 
 
@@ -111,6 +109,8 @@ def header_problems(headers: dict[str, str]) -> list[str]:
         seen.add(lowered)
         if _FORBIDDEN_VALUE_CHARS.search(value):
             problems.append(f"target.headers: value of '{name}' contains CR, LF or NUL")
+        elif not _latin1(value):
+            problems.append(f"target.headers: value of '{name}' has characters an HTTP header cannot carry")
         if len(value) > MAX_HEADER_VALUE_LENGTH:
             problems.append(f"target.headers: value of '{name}' is longer than {MAX_HEADER_VALUE_LENGTH} characters")
     if total > MAX_HEADERS_BYTES:
@@ -118,10 +118,22 @@ def header_problems(headers: dict[str, str]) -> list[str]:
     return problems
 
 
+def _latin1(value: str) -> bool:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def validate_notification(raw: Any, settings: Settings) -> Notification:
     """Parse and check one notification; raises InvalidNotificationError listing every problem."""
     if not isinstance(raw, dict):
         raise InvalidNotificationError(f"notification must be a JSON object, got {type(raw).__name__}")
+    if value_exceeds(raw, MAX_NESTING_DEPTH):
+        raise InvalidNotificationError(
+            f"notification nests arrays/objects more than {MAX_NESTING_DEPTH} levels deep (the limit)"
+        )
     size = len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
     if size > MAX_NOTIFICATION_BYTES:
         raise InvalidNotificationError(

@@ -7,7 +7,6 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
 
 from lambdas.ingest import handler as ingest
@@ -25,7 +24,6 @@ def state_machine(moto_aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
         name="notiflow-test", definition=DEFINITION, roleArn="arn:aws:iam::123456789012:role/sfn"
     )["stateMachineArn"]
     monkeypatch.setenv(EnvVar.STATE_MACHINE_ARN, arn)
-    ingest._sfn.cache_clear()
     return arn
 
 
@@ -119,6 +117,5 @@ def test_batch_with_duplicate_non_json_and_throttled_start(state_machine: str, l
 
 def test_missing_state_machine_configuration_fails_records_not_silently(moto_aws: None, lambda_context: Any) -> None:
     # Given no state machine configured / When a batch arrives / Then the whole batch fails loudly
-    ingest._sfn.cache_clear()
-    with pytest.raises(BatchProcessingError, match="All records failed"):
+    with pytest.raises(ingest.BatchFailedError, match="All records failed"):
         ingest.lambda_handler(load_event("sqs_batch.json"), lambda_context)

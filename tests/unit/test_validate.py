@@ -14,7 +14,7 @@ from lambdas.validate.rules import validate_execution_input, validate_notificati
 from tests.support import load_event
 
 PRODUCTION = Settings()
-LOCAL = parse_settings({"NOTIFLOW_ALLOWED_SCHEMES": "http,https", "NOTIFLOW_ALLOW_PRIVATE_TARGETS": "true"})
+LOCAL = parse_settings({"NOTIFLOW_ALLOWED_SCHEMES": "http,https", "NOTIFLOW_ALLOW_LOOPBACK_TARGETS": "true"})
 
 
 def notification(**changes: Any) -> dict[str, Any]:
@@ -63,7 +63,23 @@ BAD = [
     pytest.param(notification(target__url="https://127.0.0.1/x"), "127.0.0.1", id="loopback-literal"),
     pytest.param(notification(target__url="https://169.254.169.254/latest"), "169.254.169.254", id="metadata"),
     pytest.param(notification(target__url="https://10.1.2.3/x"), "10.1.2.3", id="private-literal"),
-    pytest.param(notification(target__url="https://localhost/x"), "localhost targets", id="localhost"),
+    pytest.param(notification(target__url="https://localhost/x"), "'localhost' is a loopback name", id="localhost"),
+    pytest.param(
+        notification(target__url="https://LOCALHOST./hook"), "'localhost' is a loopback name", id="localhost-dot"
+    ),
+    pytest.param(
+        notification(target__url="https://metadata.google.internal/computeMetadata/v1/"),
+        "'metadata.google.internal' is a cloud metadata name",
+        id="metadata-name",
+    ),
+    pytest.param(notification(target__url="https://0x7f.1/x"), "127.0.0.1 is loopback", id="hex-loopback"),
+    pytest.param(notification(target__url="https://[::ffff:127.0.0.1]/x"), "loopback", id="mapped-loopback"),
+    pytest.param(notification(target__url="https://billing.internal/x"), "an internal name", id="internal-name"),
+    pytest.param(
+        notification(target__headers={"X-Note": "\U0001f4e6 parcel"}),
+        "characters an HTTP header cannot carry",
+        id="emoji-header",
+    ),
     pytest.param(
         notification(target__headers={"X-Evil": "a\r\nInjected: 1"}), "contains CR, LF or NUL", id="crlf-value"
     ),
@@ -109,9 +125,31 @@ def test_every_problem_is_reported_at_once() -> None:
     assert "hop-by-hop" in message
 
 
-def test_local_policy_allows_http_and_loopback() -> None:
-    body = notification(target__url="http://127.0.0.1:8080/hook")
-    assert validate_notification(body, LOCAL).target.url == "http://127.0.0.1:8080/hook"
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/hook", "http://localhost:8080/hook", "http://[::1]:8080/h"])
+def test_local_policy_allows_http_and_loopback(url: str) -> None:
+    assert validate_notification(notification(target__url=url), LOCAL).target.url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://10.0.0.1/hook", "10.0.0.1 is private"),
+        ("http://169.254.169.254/latest", "169.254.169.254 is a cloud metadata endpoint"),
+        ("http://metadata.google.internal/", "cloud metadata name"),
+        ("http://[fe80::1]/hook", "link-local"),
+        ("http://0.0.0.0:8080/hook", "unspecified"),
+    ],
+)
+def test_local_policy_still_refuses_every_other_private_target(url: str, reason: str) -> None:
+    with pytest.raises(InvalidNotificationError, match=reason):
+        validate_notification(notification(target__url=url), LOCAL)
+
+
+@pytest.mark.parametrize("notification_id", ["\U0001f4e6-order-1", "caf\u00e9-42", "100%-done"])
+def test_ids_a_header_cannot_carry_as_they_are_are_still_valid(notification_id: str) -> None:
+    # They are sent in their percent-encoded header form (see tests/unit/deliver/test_deliver_ids.py)
+    body = notification(notificationId=notification_id, correlationId=notification_id)
+    assert validate_notification(body, PRODUCTION).notificationId == notification_id
 
 
 def execution_input(**overrides: Any) -> dict[str, Any]:

@@ -11,10 +11,10 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from lambdas.deliver import attempt_log
+from lambdas.deliver import delivery
+from lambdas.shared import aws as shared_aws
 from lambdas.shared.config import get_settings
 from lambdas.shared.constants import EnvVar, RecordStatus
 from lambdas.shared.observability import metrics
@@ -30,7 +30,7 @@ EVENTS_DIR = Path(__file__).resolve().parents[2] / "events"
 
 @pytest.fixture(autouse=True)
 def hermetic_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Dummy AWS credentials, local-stack style delivery settings, and no cached settings or clients."""
+    """Dummy AWS credentials, local-stack delivery settings (loopback receivers), no cached settings or clients."""
     for name, value in vars(EnvVar).items():
         if name.isupper() and isinstance(value, str) and value.startswith("NOTIFLOW_"):
             monkeypatch.delenv(value, raising=False)
@@ -43,7 +43,7 @@ def hermetic_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Notiflow")
     monkeypatch.setenv(EnvVar.TABLE_NAME, TABLE_NAME)
-    monkeypatch.setenv(EnvVar.ALLOW_PRIVATE_TARGETS, "true")
+    monkeypatch.setenv(EnvVar.ALLOW_LOOPBACK_TARGETS, "true")
     monkeypatch.setenv(EnvVar.ALLOWED_SCHEMES, "http,https")
     _forget_caches()
     yield
@@ -53,8 +53,8 @@ def hermetic_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def _forget_caches() -> None:
     metrics.clear_metrics()  # with metrics disabled, Powertools never clears them itself
     get_settings.cache_clear()
-    attempt_log.clear_cache()
-    parameters.clear_caches()
+    shared_aws.clear()
+    delivery.secret_value.cache_clear()
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import json
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities import parameters
 from standardwebhooks import Webhook
 
+from lambdas.deliver import delivery
 from lambdas.deliver.handler import lambda_handler
 from lambdas.shared.errors import DeliveryPermanentError, DeliveryRetryableError
 from lambdas.shared.observability import logger
@@ -215,7 +215,7 @@ def test_rotated_secret_is_picked_up_when_the_cache_expires(
 
     # When invoked while the cached value is fresh, then after it expired
     lambda_handler({**event, "retryCount": 1}, lambda_context)
-    parameters.clear_caches()
+    delivery.secret_value.cache_clear()
     lambda_handler({**event, "retryCount": 2}, lambda_context)
 
     # Then the cached value was reused first, and the rotation took effect after expiry

@@ -12,9 +12,10 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from requests import adapters as requests_adapters
 from standardwebhooks import Webhook
 
-from lambdas.deliver import signing, transport
+from lambdas.deliver import classify, signing, transport
 from lambdas.shared.models import Category, Notification
 from notiflow.demo.receiver import Step, WebhookReceiver
 
@@ -35,17 +36,59 @@ def keys(secret):
 
 
 @pytest.fixture
-def session_spy(monkeypatch):
-    """Records every request the shared session is asked to make, then makes it."""
-    calls = []
-    real_request = transport.SESSION.request
+def connects(monkeypatch):
+    """Every address a connection is opened to. Loopback ones really connect; any other address is
+    refused here (ConnectionRefusedError) so no test ever sends traffic off the machine."""
+    attempted = []
+    real_connect = transport._connect
 
-    def spy(method, url, **kwargs):
-        calls.append((method, url))
-        return real_request(method, url, **kwargs)
+    def spy(address, port, *args):
+        attempted.append(address)
+        if not ipaddress.ip_address(address.split("%")[0]).is_loopback:
+            raise ConnectionRefusedError(111, "refused by the test: not a loopback address")
+        return real_connect(address, port, *args)
 
-    monkeypatch.setattr(transport.SESSION, "request", spy)
-    return calls
+    monkeypatch.setattr(transport, "_connect", spy)
+    return attempted
+
+
+@pytest.fixture
+def listener():
+    """A bare listening socket on 127.0.0.1: a completed TCP handshake would be waiting in its backlog."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        sock.setblocking(False)
+        yield sock
+
+
+def pending_connections(sock: socket.socket) -> int:
+    """How many connections the kernel completed on ``sock`` (accepted here, without waiting)."""
+    count = 0
+    while True:
+        try:
+            accepted, _ = sock.accept()
+        except BlockingIOError:
+            return count
+        accepted.close()
+        count += 1
+
+
+@pytest.fixture
+def rebinding_dns(monkeypatch):
+    """A name whose first lookup answers a public address and every later one loopback (DNS rebinding)."""
+    lookups = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def fake_getaddrinfo(host, port, *args, **kwargs):
+        if host != "rebind.example":
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        lookups.append(host)
+        address = "93.184.216.34" if len(lookups) == 1 else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    return lookups
 
 
 @pytest.fixture
@@ -144,17 +187,23 @@ def test_retry_after_as_http_date_becomes_seconds(receiver):
     [
         ("0", 0),
         (" 45 ", 45),
-        ("999999", 86_400),
+        ("999999", 999_999),
+        ("9" * 5000, 999_999_999),
         ("-5", None),
         ("soon", None),
         ("", None),
         (None, None),
         ("Wed, 21 Oct 2015 07:28:00 GMT", 0),
-        ("Fri, 01 Jan 2100 00:00:00 GMT", 86_400),
     ],
 )
-def test_retry_after_parsing_clamps_and_ignores_garbage(header, expected):
-    assert transport.parse_retry_after(header) == expected
+def test_retry_after_parsing_reports_what_was_asked_and_ignores_garbage(header, expected):
+    # The ceiling of an honoured wait is the workflow's (maxRetryAfterSeconds), applied by the handler
+    assert classify.parse_retry_after(header) == expected
+
+
+def test_retry_after_date_far_ahead_is_reported_in_full():
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert classify.parse_retry_after("Fri, 02 Jan 2026 00:00:00 GMT", now) == 86_400
 
 
 def test_request_carries_the_payload_and_standard_webhooks_headers(receiver, keys, secret):
@@ -354,36 +403,61 @@ def test_gzip_error_body_is_decoded_for_the_excerpt(receiver):
     assert outcome.responseBodyExcerpt == '{"error":"upstream down"}'
 
 
-def test_private_target_is_blocked_before_any_connection(receiver, configure, session_spy):
-    # Given the production policy (private targets not allowed)
-    configure(allow_private_targets="false")
+def test_private_target_is_blocked_before_any_connection(receiver, configure, connects):
+    # Given the production policy (no loopback targets)
+    configure(allow_loopback_targets="false")
 
     # When delivering to the loopback receiver
     outcome = transport.send(make_notification(receiver.url("/ok")), 1)
 
-    # Then nothing is sent and the failure is permanent
+    # Then no connection is opened and the failure is permanent
     assert outcome.category is Category.CONNECTION_ERROR
     assert outcome.retryEligible is False
     assert outcome.errorDetails == "target address 127.0.0.1 is loopback (blocked by SSRF policy)"
-    assert session_spy == []
+    assert connects == []
     assert receiver.requests == []
 
 
-def test_metadata_endpoint_is_blocked_before_any_connection(configure, session_spy):
-    configure(allow_private_targets="false")
-
+def test_metadata_endpoint_is_blocked_before_any_connection(configure, connects):
     outcome = transport.send(make_notification("http://169.254.169.254/latest/meta-data/iam/"), 1)
 
     assert outcome.retryEligible is False
     assert (
         outcome.errorDetails == "target address 169.254.169.254 is a cloud metadata endpoint (blocked by SSRF policy)"
     )
-    assert session_spy == []
+    assert connects == []
+
+
+def test_metadata_name_is_blocked_by_name(configure, connects):
+    outcome = transport.send(make_notification("http://metadata.google.internal/computeMetadata/v1/"), 1)
+
+    assert outcome.retryEligible is False
+    assert outcome.errorDetails == (
+        "target host 'metadata.google.internal' is a cloud metadata name (blocked by SSRF policy)"
+    )
+    assert connects == []
+
+
+def test_loopback_setting_delivers_to_loopback_but_not_to_other_private_targets(receiver, configure, connects):
+    # Given the local policy: loopback receivers allowed, SSRF protection otherwise on
+    configure(allow_loopback_targets="true", allow_private_targets="false")
+
+    # Then the loopback receiver gets the request, by address and by localhost name
+    assert transport.send(make_notification(receiver.url("/ok")), 1).success
+    assert transport.send(make_notification(f"http://localhost:{receiver.port}/ok"), 2).success
+    assert len(receiver.requests_for("/ok")) == 2
+
+    # And private, link-local and metadata targets are still refused without a connection
+    for url in ("http://10.0.0.1/x", "http://169.254.169.254/x", "http://[fe80::1]/x", "http://0.0.0.0/x"):
+        outcome = transport.send(make_notification(url), 3)
+        assert outcome.retryEligible is False
+        assert "blocked by SSRF policy" in outcome.errorDetails
+    assert all(ipaddress.ip_address(address.split("%")[0]).is_loopback for address in connects)
 
 
 def test_allow_listed_host_may_be_private(receiver, configure):
     # Given the policy on, with localhost allow-listed by the operator
-    configure(allow_private_targets="false", allowed_target_hosts="localhost")
+    configure(allow_loopback_targets="false", allowed_target_hosts="localhost")
 
     outcome = transport.send(make_notification(f"http://localhost:{receiver.port}/ok"), 1)
 
@@ -391,19 +465,44 @@ def test_allow_listed_host_may_be_private(receiver, configure):
     assert len(receiver.requests_for("/ok")) == 1
 
 
-def test_rebinding_to_a_private_address_is_caught_at_connect(receiver, configure, monkeypatch):
-    # Given a name whose vetting lookup answered a public address, but which now resolves to loopback
-    configure(allow_private_targets="false")
-    monkeypatch.setattr(transport, "resolve_and_check", lambda host, port, settings: ["93.184.216.34"])
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_rebinding_never_reaches_the_second_address(scheme, configure, rebinding_dns, connects, listener):
+    # Given the production policy and a name that resolves public first, then to a listening loopback socket
+    configure(allow_loopback_targets="false")
+    port = listener.getsockname()[1]
 
-    # When the session connects (to 127.0.0.1)
-    outcome = transport.send(make_notification(receiver.url("/ok")), 1)
+    # When delivering to it
+    outcome = transport.send(make_notification(f"{scheme}://rebind.example:{port}/hook"), 1)
 
-    # Then the peer check refuses the socket before a byte of the request is sent
+    # Then the name was resolved once, the connection went only to the vetted public address
+    # (refused here, as nothing may leave the machine), and the loopback socket never saw a connection
+    assert rebinding_dns == ["rebind.example"]
+    assert connects == ["93.184.216.34"]
+    assert pending_connections(listener) == 0
     assert outcome.category is Category.CONNECTION_ERROR
-    assert outcome.retryEligible is False
-    assert outcome.errorDetails == "target address 127.0.0.1 is loopback (blocked by SSRF policy)"
-    assert receiver.requests == []
+    assert outcome.errorDetails == f"connection refused (rebind.example:{port})"
+
+
+def test_pinned_connection_keeps_the_name_in_the_host_header(receiver, configure, monkeypatch, connects):
+    # Given a name that resolves (injected) to the loopback receiver, allowed by the local policy
+    configure(allow_loopback_targets="true")
+    real_getaddrinfo = socket.getaddrinfo
+
+    def resolve(host, port, *args, **kwargs):
+        if host == "hooks.test.localhost":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+
+    # When delivering
+    outcome = transport.send(make_notification(f"http://hooks.test.localhost:{receiver.port}/ok"), 1)
+
+    # Then the connection went to the vetted address, and the request still names the host
+    assert outcome.success
+    assert connects == ["127.0.0.1"]
+    (request,) = receiver.requests_for("/ok")
+    assert request.headers["host"] == f"hooks.test.localhost:{receiver.port}"
 
 
 def test_dns_failure_is_a_retryable_connection_error(configure, monkeypatch):
@@ -420,14 +519,14 @@ def test_dns_failure_is_a_retryable_connection_error(configure, monkeypatch):
     assert outcome.errorDetails == "DNS resolution failed for hooks.nowhere.example"
 
 
-def test_disallowed_scheme_is_refused(receiver, configure, session_spy):
+def test_disallowed_scheme_is_refused(receiver, configure, connects):
     configure(allowed_schemes="https")
 
     outcome = transport.send(make_notification(receiver.url("/ok")), 1)
 
     assert outcome.retryEligible is False
     assert outcome.errorDetails == "target scheme 'http' is not allowed"
-    assert session_spy == []
+    assert connects == []
 
 
 def test_unparseable_port_is_a_permanent_failure():
@@ -483,11 +582,80 @@ def test_tls_certificates_are_verified(tls_receiver):
     assert tls_receiver.requests == []
 
 
-def test_rebinding_is_caught_before_the_tls_handshake(tls_receiver, configure, monkeypatch):
-    configure(allow_private_targets="false")
-    monkeypatch.setattr(transport, "resolve_and_check", lambda host, port, settings: ["93.184.216.34"])
+@pytest.fixture
+def named_tls_receiver(tmp_path, monkeypatch):
+    """An HTTPS receiver whose certificate names only ``hooks.test.localhost``, signed by a CA the sender trusts,
+    and a resolver mapping ``*.test.localhost`` to it; records the SNI names it is offered."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
 
-    outcome = transport.send(make_notification(tls_receiver.url("/ok")), 1)
+    now = datetime.now(UTC)
 
-    assert outcome.retryEligible is False
-    assert outcome.errorDetails == "target address 127.0.0.1 is loopback (blocked by SSRF policy)"
+    def certificate(subject, issuer, public_key, signing_key, *, ca, names=()):
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if names:
+            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+        return builder.sign(signing_key, hashes.SHA256())
+
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("Notiflow test CA", "Notiflow test CA", ca_key.public_key(), ca_key, ca=True)
+    leaf = certificate(
+        "hooks.test.localhost", "Notiflow test CA", leaf_key.public_key(), ca_key, ca=False,
+        names=("hooks.test.localhost",),
+    )  # fmt: skip
+    ca_file, cert_file, key_file = tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        leaf_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    monkeypatch.setattr(requests_adapters, "DEFAULT_CA_BUNDLE_PATH", str(ca_file))
+    real_getaddrinfo = socket.getaddrinfo
+
+    def resolve(host, port, *args, **kwargs):
+        if str(host).endswith(".test.localhost"):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    offered = []
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    context.sni_callback = lambda sock, name, ctx: offered.append(name)
+    with WebhookReceiver(ssl_context=context) as rx:
+        rx.sni_offered = offered
+        yield rx
+
+
+def test_pinned_tls_connection_verifies_the_certificate_for_the_name(named_tls_receiver, configure, connects):
+    # Given the local policy and an HTTPS endpoint reached by name, connected to by its vetted address
+    configure(allow_loopback_targets="true")
+    port = named_tls_receiver.port
+
+    # When delivering to the name on the certificate
+    outcome = transport.send(make_notification(f"https://hooks.test.localhost:{port}/ok"), 1)
+
+    # Then TLS used the name for SNI and verification although the socket went to 127.0.0.1
+    assert outcome.success, outcome.errorDetails
+    assert connects == ["127.0.0.1"]
+    assert named_tls_receiver.sni_offered == ["hooks.test.localhost"]
+    assert named_tls_receiver.requests_for("/ok")[0].headers["host"] == f"hooks.test.localhost:{port}"
+
+    # And a name the certificate does not carry fails verification, whatever address it pins
+    other = transport.send(make_notification(f"https://other.test.localhost:{port}/ok"), 2)
+    assert other.category is Category.CONNECTION_ERROR
+    assert other.errorDetails.startswith("TLS certificate verification failed")
+    assert len(named_tls_receiver.requests_for("/ok")) == 1
