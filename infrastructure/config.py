@@ -40,8 +40,6 @@ DELIVER_TIMEOUT_MARGIN_SECONDS: Final = 10
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _OWN_KEY_SHAPE = re.compile(r"^[a-z][A-Za-z0-9]*$")
 """Notiflow keys are lowerCamel words; CDK's own keys carry ':' '@' or '-' and are left alone."""
-ALLOW_LOOPBACK_TARGETS_ENV: Final[str] = getattr(EnvVar, "ALLOW_LOOPBACK_TARGETS", "NOTIFLOW_ALLOW_LOOPBACK_TARGETS")
-"""EnvVar gains this name with the Lambdas' loopback setting; the literal serves until both branches meet."""
 _RETRY_KEYS: Final = {
     "interval_seconds": "retryIntervalSeconds",
     "max_attempts": "retryMaxAttempts",
@@ -50,9 +48,9 @@ _RETRY_KEYS: Final = {
 }
 
 
-def _settings_default(field: str, missing: Any = None) -> Any:
-    """The Lambdas' own default of a setting (``missing`` while a Settings field is not there yet)."""
-    return Settings.model_fields[field].default if field in Settings.model_fields else missing
+def _settings_default(field: str) -> Any:
+    """The Lambdas' own default of a setting: one home for every default."""
+    return Settings.model_fields[field].default
 
 
 class ContextError(ValueError):
@@ -73,7 +71,7 @@ class NotiflowConfig(BaseModel):
     max_response_bytes: int = _settings_default("max_response_bytes")
     allowed_schemes: tuple[str, ...] = _settings_default("allowed_schemes")
     allow_private_targets: bool = _settings_default("allow_private_targets")
-    allow_loopback_targets: bool = _settings_default("allow_loopback_targets", missing=False)
+    allow_loopback_targets: bool = _settings_default("allow_loopback_targets")
     allowed_target_hosts: tuple[str, ...] = _settings_default("allowed_target_hosts")
     record_ttl_days: int = _settings_default("record_ttl_days")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -176,7 +174,7 @@ class NotiflowConfig(BaseModel):
             EnvVar.MAX_RESPONSE_BYTES: str(self.max_response_bytes),
             EnvVar.ALLOWED_SCHEMES: ",".join(self.allowed_schemes),
             EnvVar.ALLOW_PRIVATE_TARGETS: "true" if self.allow_private_targets else "false",
-            ALLOW_LOOPBACK_TARGETS_ENV: "true" if self.allow_loopback_targets else "false",
+            EnvVar.ALLOW_LOOPBACK_TARGETS: "true" if self.allow_loopback_targets else "false",
             EnvVar.ALLOWED_TARGET_HOSTS: ",".join(self.allowed_target_hosts),
             EnvVar.RECORD_TTL_DAYS: str(self.record_ttl_days),
             EnvVar.POWERTOOLS_SERVICE_NAME: SERVICE_NAME,

@@ -23,7 +23,6 @@ from types import MappingProxyType
 from typing import Final
 
 from infrastructure.config import NotiflowConfig
-from lambdas.shared.config import Settings
 from lambdas.shared.constants import (
     DEFAULT_DLQ_NAME,
     DEFAULT_QUEUE_NAME,
@@ -61,13 +60,6 @@ TRACER_CAPTURE_ERROR: Final = "POWERTOOLS_TRACER_CAPTURE_ERROR"
 TRACER_ENVIRONMENT: Final = MappingProxyType({TRACER_CAPTURE_RESPONSE: "false", TRACER_CAPTURE_ERROR: "false"})
 """Handler results and exception messages carry notification content and outcomes: never into X-Ray."""
 
-LOOPBACK_SETTING_KNOWN: Final = "allow_loopback_targets" in Settings.model_fields
-"""Whether the Lambdas understand ``allow_loopback_targets`` (added alongside this spec on another branch).
-
-Until they do, the local policy can only reach a receiver on 127.0.0.1 by allowing every private target,
-as it always did; once they do, the local policy allows loopback and nothing else private.
-"""
-
 _DESCRIPTIONS: Final = {
     STEP_INGEST: "Notiflow: starts one delivery run per queued notification",
     STEP_VALIDATE: "Notiflow: checks the notification contract and the target URL policy",
@@ -101,17 +93,13 @@ class TargetPolicy(StrEnum):
         """The NotiflowConfig fields this policy sets (production: none, the deployed defaults)."""
         if self is TargetPolicy.PRODUCTION:
             return {}
-        if LOOPBACK_SETTING_KNOWN:
-            return {"allowed_schemes": ("http", "https"), "allow_loopback_targets": True}
-        return {"allowed_schemes": ("http", "https"), "allow_private_targets": True}
+        return {"allowed_schemes": ("http", "https"), "allow_loopback_targets": True}
 
     def describe(self) -> str:
         """One line for the ``local up`` banner."""
         if self is TargetPolicy.PRODUCTION:
             return "production: as deployed, https only and no private address (the example below is refused)"
-        if LOOPBACK_SETTING_KNOWN:
-            return "local: http and https, receivers on 127.0.0.1 allowed, other private addresses refused"
-        return "local: http and https, private addresses allowed (this Lambda code has no loopback-only setting)"
+        return "local: http and https, receivers on 127.0.0.1 allowed, other private addresses refused"
 
 
 def pascal(step: str) -> str:

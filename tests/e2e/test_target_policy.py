@@ -1,7 +1,6 @@
 """The local stack's default target policy, end to end: loopback receivers yes, other private addresses no.
 
-The refusal of other private addresses needs the Lambdas' ``allow_loopback_targets`` setting (another
-branch); until that is merged the test says so and skips. The production policy has its own module
+The production policy has its own module
 (tests/e2e/test_target_policy_production.py): one embedded stack runs per process.
 """
 
@@ -11,18 +10,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from infrastructure.spec import LOOPBACK_SETTING_KNOWN, TargetPolicy
+from infrastructure.spec import TargetPolicy
 from lambdas.ingest.starter import execution_name
 from lambdas.shared.constants import RecordStatus
 from notiflow.demo.receiver import WebhookReceiver
 from notiflow.local.fixtures import stack_settings_for_tests, wait_for_execution, wait_for_item
 from notiflow.local.stack import EmbeddedStack
 from notiflow.operate.runs import RunStore
-
-needs_loopback_setting = pytest.mark.skipif(
-    not LOOPBACK_SETTING_KNOWN,
-    reason="the Lambdas do not know allow_loopback_targets yet (lambdas branch): local still allows private targets",
-)
 
 
 def deliver_once(stack: EmbeddedStack, notification_id: str, url: str) -> dict:
@@ -62,7 +56,6 @@ def test_the_local_policy_delivers_to_a_receiver_on_loopback_over_http(local_sta
     assert len(receiver.requests_for("/local")) == 1
 
 
-@needs_loopback_setting
 def test_the_local_policy_still_refuses_every_other_private_address(local_stack):
     # Given the local stack with its default target policy
     # When a notification targets the unspecified address (which, if the policy failed, would only reach this host)
