@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 from infrastructure.config import NotiflowConfig
 from lambdas.shared.constants import (
@@ -28,6 +28,10 @@ from lambdas.shared.constants import (
     DEFAULT_QUEUE_NAME,
     DEFAULT_STATE_MACHINE_NAME,
     DEFAULT_TABLE_NAME,
+    OPS_INDEX_NAME,
+    OPS_INDEX_PROJECTION,
+    OPS_SINCE_ATTRIBUTE,
+    OPS_STATUS_ATTRIBUTE,
     SERVICE_NAME,
     STEP_DEDUPLICATE,
     STEP_DELIVER,
@@ -198,12 +202,57 @@ class IntakeSpec:
 
 
 @dataclass(frozen=True)
+class IndexSpec:
+    """A global secondary index with string keys and an INCLUDE projection."""
+
+    name: str
+    partition_key: str
+    sort_key: str
+    projected: tuple[str, ...]
+
+    def request(self) -> dict[str, Any]:
+        """The index as CreateTable's ``GlobalSecondaryIndexes`` entry (on-demand: no throughput)."""
+        return {
+            "IndexName": self.name,
+            "KeySchema": [
+                {"AttributeName": self.partition_key, "KeyType": "HASH"},
+                {"AttributeName": self.sort_key, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(self.projected)},
+        }
+
+
+OPS_INDEX: Final = IndexSpec(
+    name=OPS_INDEX_NAME,
+    partition_key=OPS_STATUS_ATTRIBUTE,
+    sort_key=OPS_SINCE_ATTRIBUTE,
+    projected=OPS_INDEX_PROJECTION,
+)
+"""The operator index: sparse (only records that carry opsStatus), queried by status and time."""
+
+
+@dataclass(frozen=True)
 class TableSpec:
-    """The notifications table: one record per notification, expired by TTL."""
+    """The notifications table: one record per notification, expired by TTL, with the operator index."""
 
     name: str
     partition_key: str = TABLE_PARTITION_KEY
     ttl_attribute: str = TABLE_TTL_ATTRIBUTE
+    ops_index: IndexSpec = OPS_INDEX
+
+    def create_table_request(self) -> dict[str, Any]:
+        """CreateTable's parameters for this table (on-demand), as the local stack and tests create it."""
+        index = self.ops_index
+        return {
+            "TableName": self.name,
+            "KeySchema": [{"AttributeName": self.partition_key, "KeyType": "HASH"}],
+            "AttributeDefinitions": [
+                {"AttributeName": name, "AttributeType": "S"}
+                for name in (self.partition_key, index.partition_key, index.sort_key)
+            ],
+            "GlobalSecondaryIndexes": [index.request()],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
 
 
 @dataclass(frozen=True)

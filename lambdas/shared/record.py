@@ -77,6 +77,13 @@ class NotificationRecord(BaseModel):
     # a redrive reopening a FAILED record
     redriveCount: int | None = None
     reopenedAt: str | None = None
+    # the operator index (constants.OPS_INDEX_NAME): kept by every writer, see lambdas.shared.constants
+    opsStatus: RecordStatus | None = None
+    opsSince: str | None = None
+    # the fast path: the Express run that made the first attempt, beside the Standard executionArn
+    fastPathExecutionArn: str | None = None
+    # the reconciler: set when it closed a run that stopped outside the workflow's own writes
+    reconciledAt: str | None = None
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> NotificationRecord:

@@ -406,12 +406,7 @@ class EmbeddedStack:
     def _provision_table(self) -> None:
         table = self.spec.table
         dynamodb = self.client("dynamodb")
-        dynamodb.create_table(
-            TableName=table.name,
-            KeySchema=[{"AttributeName": table.partition_key, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": table.partition_key, "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        dynamodb.create_table(**table.create_table_request())
         dynamodb.update_time_to_live(
             TableName=table.name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
