@@ -33,10 +33,13 @@ from lambdas.shared.constants import (
     OPS_SINCE_ATTRIBUTE,
     OPS_STATUS_ATTRIBUTE,
     SERVICE_NAME,
+    STATUS_CHANGE_DETAIL_TYPE,
+    STATUS_CHANGE_SOURCE,
     STEP_DEDUPLICATE,
     STEP_DELIVER,
     STEP_FAILURE_GATE,
     STEP_INGEST,
+    STEP_RECONCILE,
     STEP_VALIDATE,
     TABLE_PARTITION_KEY,
     TABLE_TTL_ATTRIBUTE,
@@ -70,6 +73,7 @@ _DESCRIPTIONS: Final = {
     STEP_DEDUPLICATE: "Notiflow: claims the notification for this run with one conditional write",
     STEP_DELIVER: "Notiflow: one signed HTTP delivery attempt",
     STEP_FAILURE_GATE: "Notiflow: fails the run after a failed delivery, reopens it on redrive",
+    STEP_RECONCILE: "Notiflow: closes records of runs that stopped outside the workflow, reopens them on redrive",
 }
 TABLE_PLACEHOLDER: Final = "NotificationsTableName"
 
@@ -256,6 +260,36 @@ class TableSpec:
 
 
 @dataclass(frozen=True)
+class ReconcilerSpec:
+    """The reconciler: a function invoked by an EventBridge rule on the state machine's status changes."""
+
+    function: FunctionSpec
+    rule_name: str
+    dead_letter_queue_name: str
+    dead_letter_retention_seconds: int
+
+    @staticmethod
+    def event_pattern(state_machine_arn: str) -> dict[str, Any]:
+        """The rule's pattern: this machine's runs that stopped (ABORTED, TIMED_OUT, FAILED) or were redriven.
+
+        FAILED is not narrowed by error name here: events may come without one, and the function skips
+        the failures the workflow recorded itself without touching the table. A RUNNING change matters
+        only for a redrive (redriveCount above 0), so first starts never invoke the function.
+        """
+        return {
+            "source": [STATUS_CHANGE_SOURCE],
+            "detail-type": [STATUS_CHANGE_DETAIL_TYPE],
+            "detail": {
+                "stateMachineArn": [state_machine_arn],
+                "$or": [
+                    {"status": ["ABORTED", "TIMED_OUT", "FAILED"]},
+                    {"status": ["RUNNING"], "redriveCount": [{"numeric": [">", 0]}]},
+                ],
+            },
+        }
+
+
+@dataclass(frozen=True)
 class StateMachineSpec:
     """The delivery workflow: the ASL file rendered with the functions' ARNs and the table name."""
 
@@ -282,6 +316,7 @@ class NotiflowSpec:
     table: TableSpec
     state_machine: StateMachineSpec
     log_retention_days: int
+    reconciler: ReconcilerSpec
 
     def function(self, step: str) -> FunctionSpec:
         """The spec of one step's function."""
@@ -310,8 +345,9 @@ def build_spec(config: NotiflowConfig, names: Names | None = None) -> NotiflowSp
     """The spec of a deployment configured by ``config`` (names under ``names``, default ``notiflow-*``)."""
     names = names or Names()
     shared_environment = MappingProxyType({**config.settings_environment(), **TRACER_ENVIRONMENT})
-    functions = {
-        step: FunctionSpec(
+
+    def function_spec(step: str) -> FunctionSpec:
+        return FunctionSpec(
             step=step,
             name=names.function(step),
             handler=handler_path(step),
@@ -324,8 +360,14 @@ def build_spec(config: NotiflowConfig, names: Names | None = None) -> NotiflowSp
             environment=shared_environment,
             refs=MappingProxyType(_refs(step)),
         )
-        for step in (STEP_INGEST, *WORKFLOW_STEPS)
-    }
+
+    functions = {step: function_spec(step) for step in (STEP_INGEST, *WORKFLOW_STEPS)}
+    reconciler = ReconcilerSpec(
+        function=function_spec(STEP_RECONCILE),
+        rule_name=f"{names.prefix}-run-status-changes",
+        dead_letter_queue_name=f"{names.prefix}-reconcile-dlq",
+        dead_letter_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
+    )
     intake = IntakeSpec(
         queue_name=names.queue,
         dead_letter_queue_name=names.dead_letter_queue,
@@ -348,4 +390,5 @@ def build_spec(config: NotiflowConfig, names: Names | None = None) -> NotiflowSp
         table=TableSpec(name=names.table),
         state_machine=state_machine,
         log_retention_days=config.log_retention_days,
+        reconciler=reconciler,
     )

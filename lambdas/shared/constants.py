@@ -77,6 +77,10 @@ REDRIVABLE_EXECUTION_STATUSES: Final = frozenset(
     {ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED}
 )
 
+# EventBridge's execution status change events (Standard workflows only), which the reconciler reacts to.
+STATUS_CHANGE_SOURCE: Final = "aws.states"
+STATUS_CHANGE_DETAIL_TYPE: Final = "Step Functions Execution Status Change"
+
 # SQS message attribute that marks a deliberate replay of a FAILED notification.
 REPLAY_ATTRIBUTE: Final = "notiflow-replay"
 

@@ -30,6 +30,7 @@ from infrastructure.signing_key_handler import generate_signing_key
 from infrastructure.spec import Names, NotiflowSpec, Ref, TargetPolicy, build_spec
 from lambdas.shared.constants import STEP_INGEST
 from notiflow.local import moto_adapter
+from notiflow.local.reconciler import wire_reconciler
 from notiflow.local.sqs_poller import SqsPoller
 from notiflow.operate.runs import execution_arn
 from workflows.definition import DeliveryRetryPolicy, render_definition
@@ -384,6 +385,15 @@ class EmbeddedStack:
         )
         if created["stateMachineArn"] != self.state_machine_arn:
             raise RuntimeError(f"unexpected state machine ARN {created['stateMachineArn']}")
+        wire_reconciler(
+            self.spec,
+            self.client("lambda"),
+            self.client("events"),
+            role_arn=lambda_role,
+            code=_code_zip(),
+            environment=self.lambda_environment(),
+            state_machine_arn=self.state_machine_arn,
+        )
 
     def _provision_functions(self, role_arn: str) -> None:
         lambdas = self.client("lambda")
