@@ -2,7 +2,7 @@
 
 Runs that stop outside the workflow's own writes (stopped, timed out, an error no Catch handles) would
 leave their record PROCESSING for ever; the rule sends their status changes, and the RUNNING changes of
-redrives, to the reconcile function (``lambdas/reconcile``). The function may update the table and read
+redrives, to the reconcile function (``lambdas/reconcile``). The function may read and update the table and read
 the runs of this one state machine (DescribeExecution for the input and error when an event lacks them,
 GetExecutionHistory for the state the run stopped in), nothing else. Events EventBridge could not deliver
 and invocations that failed after Lambda's own retries land on an encrypted, SSL-only queue.
@@ -61,7 +61,7 @@ class Reconciler(Construct):
             log_retention_days=spec.log_retention_days,
             refs={Ref.TABLE_NAME: table.table_name},
         )
-        self.function.allow(["dynamodb:UpdateItem"], [table.table_arn])
+        self.function.allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], [table.table_arn])
         executions = cdk.Stack.of(self).format_arn(
             service="states",
             resource="execution",

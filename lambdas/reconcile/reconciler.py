@@ -4,7 +4,8 @@ A run that stops outside the workflow's own terminal writes (stopped: ABORTED; a
 timeout: TIMED_OUT; an error no Catch handles: FAILED outside the FailureGate and Rejected) would leave
 its record PROCESSING for ever. The reconciler makes it FAILED, with the error name and the run's cause
 (documents elided, so no notification content), under the usual condition: only while the record is
-still PROCESSING under that execution, so it never overwrites what a run wrote.
+still PROCESSING under that execution, so it never overwrites what a run wrote. Which runs those are
+is decided by the record, not by the error name: a read tells, and most failed runs end there.
 
 A redrive resumes such a run in the state it stopped in, whose writes expect PROCESSING. Notiflow's
 redrive command and console reopen the record before they redrive; for a redrive started elsewhere
@@ -21,20 +22,9 @@ from typing import Any, Final, Protocol
 
 from lambdas.reconcile.events import StatusChange, notification_id_of
 from lambdas.shared.clock import utc_iso
-from lambdas.shared.constants import ExecutionStatus
+from lambdas.shared.constants import ExecutionStatus, RecordStatus
 from lambdas.shared.dal.notifications import NotificationStore, close_stopped_run, reopen_closed_run
-from lambdas.shared.errors import (
-    DeliveryFailedError,
-    DeliveryPermanentError,
-    DeliveryRetryableError,
-    InvalidNotificationError,
-)
 
-RECORDED_BY_WORKFLOW: Final = frozenset(
-    error.__name__
-    for error in (DeliveryRetryableError, DeliveryPermanentError, DeliveryFailedError, InvalidNotificationError)
-)
-"""Errors a run fails with after the workflow recorded the outcome itself (in the FailureGate or Rejected)."""
 STOPPED: Final = {
     ExecutionStatus.ABORTED: ("ExecutionAborted", "aborted"),
     ExecutionStatus.TIMED_OUT: ("ExecutionTimedOut", "timed out"),
@@ -107,11 +97,22 @@ def summarize_cause(cause: str | None) -> str:
     except ValueError:
         parsed = None
     if isinstance(parsed, dict) and isinstance(parsed.get("errorMessage"), str):
-        text = parsed["errorMessage"]
+        text = _outcome_details(parsed["errorMessage"]) or parsed["errorMessage"]
     elif parsed is not None and not isinstance(parsed, str):
         text = "{…}"
     text = _DOCUMENT.sub("{…}", " ".join(text.split()))
     return text if len(text) <= REASON_LIMIT else text[: REASON_LIMIT - 1] + "…"
+
+
+def _outcome_details(message: str) -> str | None:
+    """A delivery error's message is its last outcome as JSON: its errorDetails say what happened."""
+    try:
+        parsed = json.loads(message)
+    except ValueError:
+        return None
+    outcome = parsed.get("outcome") if isinstance(parsed, dict) else None
+    details = outcome.get("errorDetails") if isinstance(outcome, dict) else None
+    return details if isinstance(details, str) else None
 
 
 def stop_reason(status: ExecutionStatus, state: str | None, error: str | None, cause: str | None) -> str:
@@ -146,11 +147,14 @@ def _close(change: StatusChange, store: NotificationStore, executions: Execution
     if error is None and cause is None:  # event shapes without them: the execution has both
         described = executions.describe(change.executionArn)
         error, cause = described.get("error"), described.get("cause")
-    if change.status is ExecutionStatus.FAILED and error in RECORDED_BY_WORKFLOW:
-        return Reconciled("ignored", None, f"the workflow recorded this {error} itself")
     notification_id = _notification_id(change, executions, described)
     if notification_id is None:
         return Reconciled("ignored", None, "the execution input names no notification")
+    # Most stopped runs wrote their own terminal status (the FailureGate, Rejected): one read settles it,
+    # before the history is read for where the run stopped.
+    record = store.get(notification_id)
+    if record is None or record.executionArn != change.executionArn or record.status is not RecordStatus.PROCESSING:
+        return Reconciled("unchanged", notification_id, "the record is not PROCESSING under this run")
     reason = stop_reason(change.status, executions.last_state(change.executionArn), error, cause)
     wrote = close_stopped_run(
         store,

@@ -76,12 +76,13 @@ def test_the_rule_sends_this_machines_status_changes_to_the_reconciler_with_a_dl
     )
 
 
-def test_the_reconciler_may_update_the_table_and_read_only_its_machines_runs(default_stack) -> None:
+def test_the_reconciler_may_read_and_update_items_and_read_only_its_machines_runs(default_stack) -> None:
     # Given the reconcile function's role
     _, function = function_for(default_stack, STEP_RECONCILE)
     statements = statements_of_role(default_stack, function["Properties"]["Role"])
     # Then it updates items of the one table, reads runs of the one state machine, and nothing more
-    assert granted(statements, "dynamodb:") == [("dynamodb:UpdateItem", arn_of(table_id(default_stack)))]
+    table = arn_of(table_id(default_stack))
+    assert granted(statements, "dynamodb:") == [("dynamodb:GetItem", table), ("dynamodb:UpdateItem", table)]
     states = granted(statements, "states:")
     assert [action for action, _ in states] == ["states:DescribeExecution", "states:GetExecutionHistory"]
     for _, resource in states:

@@ -313,6 +313,9 @@ def query_ops_page(
         kwargs["ExclusiveStartKey"] = start_key
     response = store._call("query", **kwargs)
     records = tuple(NotificationRecord.from_typed_item(item) for item in response.get("Items", []))
+    # An entry whose status moved on without the index attributes following (a writer that does not keep
+    # them) is stale: it is not a record in ``status``.
+    records = tuple(record for record in records if record.status is None or record.status == status)
     if before is not None and since is not None:  # BETWEEN includes its upper bound; "before" does not
         records = tuple(record for record in records if (record.opsSince or "") < before)
     capacity = (response.get("ConsumedCapacity") or {}).get("CapacityUnits")

@@ -85,3 +85,19 @@ def test_get_many_reads_existing_records_by_id_in_batches(ops_store: Notificatio
     assert found["rejected-0"].executionArn == EXEC_PREFIX + "rejected-0"
     assert "nope-1" not in found
     assert get_many(ops_store, []) == {}
+
+
+def test_an_entry_whose_status_moved_on_without_the_index_is_not_listed(
+    ops_store: NotificationStore, ops_table
+) -> None:
+    # Given a record delivered by a writer that did not remove the index attributes
+    put_record(ops_table, "moved-on", RecordStatus.PROCESSING, iso(1))
+    ops_table.update_item(
+        TableName=ops_store.table_name,
+        Key={"notificationId": {"S": "moved-on"}},
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": {"S": "SUCCESS"}},
+    )
+    # When PROCESSING records are listed / Then it is not among them
+    assert list(query_ops(ops_store, RecordStatus.PROCESSING)) == []

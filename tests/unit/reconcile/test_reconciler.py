@@ -147,16 +147,28 @@ def test_failures_the_workflow_recorded_are_left_to_it(ops_store, ops_table, sfn
     arn = start(sfn, machine, "n-gate")
     put_record(ops_table, "n-gate", RecordStatus.FAILED, iso(1), executionArn=arn, errorName="DeliveryPermanentError")
     before = ops_store.get("n-gate")
-    for error in (
-        "DeliveryPermanentError",
-        "DeliveryRetryableError",
-        "DeliveryFailedError",
-        "InvalidNotificationError",
-    ):
-        # When its FAILED event arrives / Then nothing is read or written
-        event = event_for(sfn, arn, status="FAILED", error=error, cause="{}")
-        assert run(event, ops_store, sfn).action == "ignored"
+    # When its FAILED event arrives / Then the record is left as the workflow wrote it
+    event = event_for(sfn, arn, status="FAILED", error="DeliveryPermanentError", cause="{}")
+    assert run(event, ops_store, sfn).action == "unchanged"
     assert ops_store.get("n-gate") == before
+
+
+def test_a_delivery_error_outside_the_gate_still_closes_the_record(ops_store, ops_table, sfn, machine) -> None:
+    # Given a run that failed with a delivery error while its record was PROCESSING (no Catch ran: the run was
+    # stopped during the attempt), the cause being the deliver step's error with the last outcome as JSON
+    arn = start(sfn, machine, "n-midway")
+    put_record(ops_table, "n-midway", RecordStatus.PROCESSING, iso(1), executionArn=arn)
+    outcome = {"outcome": {"category": "TIMEOUT", "errorDetails": "no response from hooks.example.com within 2 s"}}
+    cause = json.dumps({"errorMessage": json.dumps(outcome), "errorType": "DeliveryRetryableError"})
+    event = event_for(sfn, arn, status="FAILED", error="DeliveryRetryableError", cause=cause)
+    # When it is reconciled / Then the record says what the last attempt met
+    assert run(event, ops_store, sfn).action == "closed"
+    record = ops_store.get("n-midway")
+    assert record is not None
+    assert (record.status, record.errorName) == (RecordStatus.FAILED, "DeliveryRetryableError")
+    assert record.failureReason == (
+        "run failed in A State with DeliveryRetryableError: no response from hooks.example.com within 2 s"
+    )
 
 
 def test_the_input_comes_from_the_execution_when_the_event_lacks_it(ops_store, ops_table, sfn, machine) -> None:
