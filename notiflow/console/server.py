@@ -287,7 +287,8 @@ class Console:
             "startDate": start.isoformat() if start else None,
             "stopDate": stop.isoformat() if stop else None,
             "durationSeconds": _seconds_between(start, stop),
-            "redriveCount": execution.get("redriveCount", 0),
+            # ListExecutions carries redriveCount on AWS; the record's count stands in where it does not.
+            "redriveCount": execution.get("redriveCount", (record.redriveCount if record and owned else 0) or 0),
             "reconciled": bool(record and owned and record.reconciledAt),
             "fastPathExecutionArn": record.fastPathExecutionArn if record else None,
         }
