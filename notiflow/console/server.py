@@ -17,6 +17,7 @@ import contextlib
 import json
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
@@ -65,6 +66,8 @@ RECORD_FILTER_PREFIX: Final = "RECORD:"
 PAGE_SIZE: Final = 50
 """Runs per list page (a ListExecutions page, or a page of the operator index)."""
 MAX_PAGE_SIZE: Final = 200
+RUNNING_DESCRIBE_SECONDS: Final = 3.0
+DESCRIPTION_CACHE_SIZE: Final = 5000
 SEARCH_WINDOW: Final = 1000
 """Search by id looks at the exact id, and at the ids of the newest this many runs (one ListExecutions call)."""
 CLIENT_HEADER: Final = "X-Notiflow-Console"
@@ -135,6 +138,8 @@ class Console:
         self._definition = definition
         self._graph: dict[str, Any] | None = None
         self._machine: dict[str, Any] | None = None
+        self._descriptions: dict[str, tuple[str | None, float, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
 
     @property
     def machine(self) -> dict[str, Any]:
@@ -224,7 +229,7 @@ class Console:
         next_cursors: dict[str, Any] = {"index": None, "runs": None, "started": True}
         if cursors["index"] is not None or not cursors["started"]:
             page = self.store.ops_page(record_status, limit=limit, start_key=cursors["index"])
-            described = describe_all(self.store, [r.executionArn for r in page.records if r.executionArn])
+            described = self._describe_records(page.records)
             for record in page.records:
                 execution = described.get(record.executionArn or "")
                 if execution is not None:
@@ -242,6 +247,35 @@ class Console:
         rows.sort(key=lambda row: row["startDate"] or "", reverse=True)
         more = next_cursors["index"] is not None or next_cursors["runs"] is not None
         return rows, _encode_token("index", next_cursors) if more else None
+
+    def _describe_records(self, records: tuple[NotificationRecord, ...]) -> dict[str, dict[str, Any]]:
+        """DescribeExecution of each record's run, reusing an earlier answer while the record has not changed.
+
+        A page of the index is polled every few seconds; describing every run each time would exceed
+        DescribeExecution's refill rate on AWS. A run's writes change its record (lastUpdatedAt), so an
+        unchanged record of a finished run means an unchanged run; a running one is asked again after
+        RUNNING_DESCRIBE_SECONDS.
+        """
+        now = time.monotonic()
+        wanted: dict[str, str | None] = {r.executionArn: r.lastUpdatedAt for r in records if r.executionArn}
+        found: dict[str, dict[str, Any]] = {}
+        missing: list[str] = []
+        with self._lock:
+            for arn, version in wanted.items():
+                cached = self._descriptions.get(arn)
+                if cached is not None and cached[0] == version:
+                    fresh = ExecutionStatus(cached[2]["status"]).finished or now - cached[1] < RUNNING_DESCRIBE_SECONDS
+                    if fresh:
+                        found[arn] = cached[2]
+                        continue
+                missing.append(arn)
+        described = describe_all(self.store, missing)
+        with self._lock:
+            for arn, execution in described.items():
+                self._descriptions[arn] = (wanted[arn], now, execution)
+            while len(self._descriptions) > DESCRIPTION_CACHE_SIZE:
+                self._descriptions.pop(next(iter(self._descriptions)))
+        return {**found, **described}
 
     def _search(self, needle: str, status: str | None, record_status: str | None) -> list[dict[str, Any]]:
         """The notification with exactly this id, and runs among the newest SEARCH_WINDOW whose id contains it."""
