@@ -225,7 +225,7 @@ def _indexed_rows(store: RunStore, status: RecordStatus, run_filter: RunFilter, 
 
 RUN_STATUSES_OF: Final = {
     RecordStatus.FAILED: STOPPED_RUN_STATUSES,
-    RecordStatus.REJECTED: (ExecutionStatus.FAILED,),
+    RecordStatus.REJECTED: STOPPED_RUN_STATUSES,
     RecordStatus.PROCESSING: (ExecutionStatus.RUNNING,),
 }
 """The run statuses a record status goes with, where runs the index cannot hold are looked for."""
