@@ -38,6 +38,7 @@ STEPS: Final = (
     ("+in-process clients", "inprocess_clients"),
     ("+direct lambda tasks", "direct_lambda_tasks"),
     ("+shared snapshots", "share_snapshots"),
+    ("+fast copies", "fast_copies"),
     ("+fast server", "fast_server"),
     ("+worker pool", "worker_pool"),
 )

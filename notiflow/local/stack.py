@@ -148,9 +148,9 @@ class StackSettings:
     start_poller: bool = True
     poller_batch_size: int = 10
     poller_wait_seconds: int = 1
-    engine_workers: int = 8
+    engine_workers: int = 4
     """Executions running at once; a run waiting in a Retry back-off or a Wait state holds none."""
-    max_runs_in_flight: int = 32
+    max_runs_in_flight: int = 16
     """The SQS poller takes no more messages while this many runs wait for or hold a worker."""
     execution_retention: int | None = 1000
     """Finished runs kept; older ones are evicted (ExecutionDoesNotExist), their records stay. None: all."""

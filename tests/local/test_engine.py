@@ -400,3 +400,38 @@ def test_mock_config_file_named_by_sfn_mock_config(monkeypatch, pytestconfig):
     case = engine.mock_test_case_for("notiflow-delivery", "RetryPath")
     assert set(case.state_mocked_responses) == {"Validate", "Deduplicate", "Deliver", "RecordSuccess"}
     assert len(case.state_mocked_responses["Deliver"].mocked_responses) == 3
+
+
+def test_in_process_clients_never_reach_the_network(monkeypatch):
+    from moto.core import botocore_stubber
+
+    # Given an environment pointing every AWS client at a port nothing listens on
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    speed._clients.clear()
+    try:
+        # When the engine's in-process client calls DynamoDB, then moto answers in this process
+        assert "TableNames" in speed.inprocess_client("dynamodb").list_tables()
+
+        # And a request moto would not answer fails instead of going out
+        monkeypatch.setattr(botocore_stubber.BotocoreStubber, "process_request", lambda self, request: None)
+        with pytest.raises(speed.NotAnsweredInProcessError, match=r"dynamodb\.us-east-1\.amazonaws\.com"):
+            speed.inprocess_client("dynamodb").list_tables()
+    finally:
+        speed._clients.clear()
+
+
+def test_state_data_copies_keep_deepcopy_semantics():
+    # Given state data with a shared part, and data pickle cannot copy
+    shared = {"k": [1, 2]}
+    value = {"a": shared, "b": shared, "n": None, "f": 1.5}
+    unpicklable = {"lock": threading.Lock()}
+
+    # When the interpreter's copy copies them
+    copied = speed.STATE_DATA_COPY.deepcopy(value)
+
+    # Then the copy is equal, independent, and keeps the shared part shared, as deepcopy does
+    assert copied == value
+    assert copied["a"] is copied["b"]
+    assert copied["a"] is not shared
+    with pytest.raises(TypeError):
+        speed.STATE_DATA_COPY.deepcopy(unpicklable)

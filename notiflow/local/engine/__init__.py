@@ -97,7 +97,7 @@ def configure(
     workers: int = scheduler.DEFAULT_WORKERS,
     retention_limit: int | None = retention.DEFAULT_LIMIT,
 ) -> None:
-    """Settings of the engine for the stack about to run (defaults: real time, 8 workers, 1,000 runs kept)."""
+    """Settings of the engine for the stack about to run (defaults: real time, 4 workers, 1,000 runs kept)."""
     clock.configure_time(time_scale, max_wait_seconds)
     scheduler.configure(workers)
     retention.configure(retention_limit)

@@ -271,6 +271,30 @@ PATCHES: Final[tuple[Patch, ...]] = (
         Expect(params="parameters, region, state_credentials", calls=("lambda_client.invoke(",)),
         wraps=True,
     ),
+    *(
+        Patch(
+            owner,
+            "copy",
+            speed.STATE_DATA_COPY,
+            "the interpreter deep-copies plain JSON state data some hundred times per run: copy it directly",
+            "speed",
+            Expect(module="copy"),
+        )
+        for owner in (
+            f"{P}.asl.eval.states",
+            f"{P}.asl.component.common.string.string_expression",
+            f"{P}.asl.component.common.path.result_path",
+        )
+    ),
+    Patch(
+        "moto.core.responses",
+        "method_names_from_class",
+        speed.method_names_once,
+        "every request lists the response class's methods with inspect.getmembers: list them once",
+        "speed",
+        Expect(params="clazz", calls=("inspect.getmembers(",)),
+        wraps=True,
+    ),
     Patch(
         "moto.sqs.models",
         "unix_time",

@@ -29,7 +29,7 @@ import greenlet
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_WORKERS: Final = 8
+DEFAULT_WORKERS: Final = 4
 QUEUED: Final = "queued"
 ACTIVE: Final = "active"
 PARKED: Final = "parked"
@@ -56,18 +56,28 @@ class Run:
     worker: _Worker | None = None
     glet: greenlet.greenlet | None = None
     token: int = 0
+    timer: Timer | None = None
+    """The timer that resumes the run while it is parked."""
 
 
 @dataclass(eq=False)
 class Timer:
-    """A callback due on a worker at ``deadline``; :meth:`cancel` makes it a no-op."""
+    """A callback due at some deadline; :meth:`cancel` drops it (and what it refers to)."""
 
-    callback: Callable[[], None]
-    cancelled: bool = False
+    callback: Callable[[], None] | None
 
     def cancel(self) -> None:
         """Do not call the callback."""
-        self.cancelled = True
+        self.callback = None
+
+    def fire(self) -> None:
+        """Call the callback unless cancelled."""
+        callback = self.callback
+        if callback is not None:
+            try:
+                callback()
+            except Exception:
+                LOG.exception("engine timer failed")
 
 
 @dataclass(eq=False)
@@ -127,6 +137,7 @@ def spawn(target: Callable[[], None], name: str) -> Run | None:
         _queue.append(run)
         idle = next((worker for worker in _workers if worker.idle), None)
         if idle is not None:
+            idle.idle = False  # the next spawn wakes another worker
             idle.cond.notify()
         elif len(_workers) < _size:
             _start_worker()
@@ -154,7 +165,8 @@ def park(seconds: float) -> bool:
         run.state = PARKED
         _counts[ACTIVE] -= 1
         _counts[PARKED] += 1
-        _push_timer(worker, seconds, Timer(functools.partial(_resume, run, run.token)))
+        run.timer = Timer(functools.partial(_resume, run, run.token))
+        _push_timer(worker, seconds, run.timer)
     hub.switch()
     return True
 
@@ -178,6 +190,9 @@ def _resume(run: Run, token: int) -> None:
 def _make_ready(run: Run) -> None:
     """Move a parked run to its worker's ready queue (the lock is held)."""
     worker = cast(_Worker, run.worker)
+    if run.timer is not None:
+        run.timer.cancel()
+        run.timer = None
     run.token += 1
     run.state = ACTIVE
     _counts[PARKED] -= 1
@@ -186,17 +201,34 @@ def _make_ready(run: Run) -> None:
 
 
 def call_later(seconds: float, callback: Callable[[], None]) -> Timer:
-    """Call ``callback`` after ``seconds`` on the current run's worker (on a timer thread outside the pool)."""
-    run = current_run()
+    """Call ``callback`` on the engine's one timer thread after ``seconds`` (e.g. a program's TimeoutSeconds).
+
+    Not on a worker: the deadline must pass even while the run keeps its worker busy.
+    """
+    global _timer_thread
     timer = Timer(callback)
-    if run is None or run.worker is None:
-        thread = threading.Timer(seconds, lambda: None if timer.cancelled else callback())
-        thread.daemon = True
-        thread.start()
-        return timer
-    with _lock:
-        _push_timer(run.worker, seconds, timer)
+    with _timer_cond:
+        heapq.heappush(_timer_heap, (time.monotonic() + max(0.0, seconds), next(_sequence), timer))
+        if _timer_thread is None or not _timer_thread.is_alive():
+            _timer_thread = threading.Thread(target=_run_timers, name="engine-timer", daemon=True)
+            _timer_thread.start()
+        _timer_cond.notify()
     return timer
+
+
+_timer_cond = threading.Condition()
+_timer_heap: list[tuple[float, int, Timer]] = []
+_timer_thread: threading.Thread | None = None
+
+
+def _run_timers() -> None:
+    while True:
+        with _timer_cond:
+            while not _timer_heap or _timer_heap[0][0] > time.monotonic():
+                timeout = _timer_heap[0][0] - time.monotonic() if _timer_heap else None
+                _timer_cond.wait(timeout)
+            timer = heapq.heappop(_timer_heap)[2]
+        timer.fire()
 
 
 def _push_timer(worker: _Worker, seconds: float, timer: Timer) -> None:
@@ -208,10 +240,7 @@ def _serve(worker: _Worker) -> None:
     while True:
         due, run = _next(worker)
         for timer in due:
-            try:
-                timer.callback()
-            except Exception:
-                LOG.exception("engine timer failed")
+            timer.fire()
         if run is _STOP:
             break
         if isinstance(run, Run):
@@ -232,7 +261,7 @@ def _next(worker: _Worker) -> tuple[list[Timer], Any]:
             due: list[Timer] = []
             while worker.timers and worker.timers[0][0] <= now:
                 timer = heapq.heappop(worker.timers)[2]
-                if not timer.cancelled:
+                if timer.callback is not None:
                     due.append(timer)
             if due:
                 return due, None

@@ -3,12 +3,14 @@
 The server is moto's WSGI dispatcher served by werkzeug as ``ThreadedMotoServer`` does, built here
 so a bind error raises instead of hanging ``ThreadedMotoServer.start``, with two fixes for
 throughput: the backend for a host is looked up once (moto lists its package directory and matches
-hundreds of URL patterns under one global lock on every request), and Nagle is off (werkzeug writes
-headers and body separately; with Nagle a keep-alive client waits for the delayed ACK, ~40 ms).
+hundreds of URL patterns under one global lock on every request), Nagle is off (werkzeug writes
+headers and body separately; with Nagle a keep-alive client waits for the delayed ACK, ~40 ms), and
+no access-log line is formatted while the ``werkzeug`` logger would drop it.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import Callable
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from notiflow.local.engine import speed
+
+_REQUEST_LOG = logging.getLogger("werkzeug")
 
 
 @dataclass
@@ -51,6 +55,10 @@ def _server_classes() -> tuple[type, type]:
             super().setup()
             if speed.options.fast_server:
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            if not speed.options.fast_server or _REQUEST_LOG.isEnabledFor(logging.INFO):
+                super().log_request(code, size)
 
     return CachingDispatcher, NoDelayRequestHandler
 
