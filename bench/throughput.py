@@ -81,7 +81,7 @@ def end_to_end(stack: EmbeddedStack, batch: list[dict[str, Any]], timeout: float
     def on_end(execution: Any) -> None:
         if execution.name in names:
             if execution.status != "SUCCEEDED":
-                failed.append(execution.name)
+                failed.append(f"{execution.name} {execution.status} {execution.error}: {str(execution.cause)[:300]}")
             done.release()
 
     remove = engine.add_execution_listener(on_end)
