@@ -52,7 +52,6 @@ from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local import engine
 from notiflow.local.engine.runtime import LambdaContext
 from notiflow.local.stack import EmbeddedStack, StackSettings
-
 from workflows.definition import load_definition, retry_after_ceiling_seconds
 
 RECORD_SUCCESS = load_definition()["States"]["RecordSuccess"]["Parameters"]
