@@ -55,7 +55,9 @@ def stuck_in_delivery(stack: EmbeddedStack, receiver: WebhookReceiver, ident: st
         stack.client("dynamodb"),
         stack.table_name,
         {"notificationId": {"S": ident}},
-        lambda item: item["status"]["S"] == "PROCESSING" and int(item.get("attempts", {}).get("N", "0")) >= 1,
+        lambda item: (
+            item.get("status", {}).get("S") == "PROCESSING" and int(item.get("attempts", {}).get("N", "0")) >= 1
+        ),
     )
     arn = stack.execution_arn(ident)
     stack.client("stepfunctions").stop_execution(executionArn=arn, error="OperatorStop", cause="stuck on a receiver")
