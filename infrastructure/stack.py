@@ -11,6 +11,7 @@ from infrastructure.bundling import lambda_code
 from infrastructure.config import NotiflowConfig
 from infrastructure.intake import Intake
 from infrastructure.observability import Observability
+from infrastructure.reconcile import Reconciler
 from infrastructure.spec import build_spec
 from infrastructure.storage import Storage
 from infrastructure.workflow import Workflow
@@ -34,6 +35,14 @@ class NotiflowStack(cdk.Stack):
             code=code,
             state_machine=self.workflow.state_machine,
             table_name=self.storage.table.table_name,
+        )
+        self.reconciler = Reconciler(
+            self,
+            "Reconciler",
+            spec=spec,
+            code=code,
+            table=self.storage.table,
+            state_machine=self.workflow.state_machine,
         )
         self.observability = Observability(
             self, "Observability", config=config, workflow=self.workflow, intake=self.intake

@@ -52,6 +52,9 @@ class NotificationRecord(BaseModel):
     notificationId: str
     status: RecordStatus | None = None
     executionArn: str | None = None
+    # the operator index (see the module docstring)
+    opsStatus: RecordStatus | None = None
+    opsSince: str | None = None
     # Deduplicate's claim
     claimedAt: str | None = None
     createdAt: str | None = None
@@ -62,6 +65,8 @@ class NotificationRecord(BaseModel):
     correlationId: str | None = None
     expiresAt: int | None = Field(default=None, description="epoch seconds; the table's TTL attribute")
     replayedAt: str | None = None
+    # the fast path handing over to the Standard workflow
+    fastPathExecutionArn: str | None = None
     # the deliver step's attempt log
     attempts: int = 0
     lastDeliveryAttempt: str | None = None
@@ -77,6 +82,8 @@ class NotificationRecord(BaseModel):
     # a redrive reopening a FAILED record
     redriveCount: int | None = None
     reopenedAt: str | None = None
+    # the reconciler: set when it closed a run that stopped outside the workflow's own writes
+    reconciledAt: str | None = None
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> NotificationRecord:

@@ -30,6 +30,7 @@ from infrastructure.signing_key_handler import generate_signing_key
 from infrastructure.spec import Names, NotiflowSpec, Ref, TargetPolicy, build_spec
 from lambdas.shared.constants import STEP_INGEST
 from notiflow.local import engine
+from notiflow.local.reconciler import wire_reconciler
 from notiflow.local.sqs_poller import SqsPoller
 from notiflow.operate.runs import execution_arn
 from workflows.definition import DeliveryRetryPolicy, render_definition
@@ -393,6 +394,15 @@ class EmbeddedStack:
         )
         if created["stateMachineArn"] != self.state_machine_arn:
             raise RuntimeError(f"unexpected state machine ARN {created['stateMachineArn']}")
+        wire_reconciler(
+            self.spec,
+            self.client("lambda"),
+            self.client("events"),
+            role_arn=lambda_role,
+            code=_code_zip(),
+            environment=self.lambda_environment(),
+            state_machine_arn=self.state_machine_arn,
+        )
 
     def _provision_functions(self, role_arn: str) -> None:
         lambdas = self.client("lambda")
@@ -415,12 +425,7 @@ class EmbeddedStack:
     def _provision_table(self) -> None:
         table = self.spec.table
         dynamodb = self.client("dynamodb")
-        dynamodb.create_table(
-            TableName=table.name,
-            KeySchema=[{"AttributeName": table.partition_key, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": table.partition_key, "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        dynamodb.create_table(**table.create_table_request())
         dynamodb.update_time_to_live(
             TableName=table.name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},

