@@ -107,7 +107,6 @@ def test_failed_run_graph_shows_where_it_failed(page: Any, console: ConsoleServe
         "DescribeDeliveryFailure": "succeeded",
         "RecordFailure": "succeeded",
         "RecordSuccess": "not-reached",
-        "Delivered": "not-reached",
         "DescribeRejection": "not-reached",
     }
     for state, outcome in outcomes.items():
@@ -158,7 +157,7 @@ def test_redrive_button_delivers_the_fixed_notification(page: Any, console: Cons
     expect(page.locator("#run-status .badge")).to_have_attribute("data-status", "SUCCEEDED", timeout=WAIT_MS)
     expect(page.locator("#record-status .badge")).to_have_attribute("data-status", "SUCCESS", timeout=WAIT_MS)
     expect(node(page, "RecordSuccess")).to_have_attribute("data-outcome", "succeeded")
-    expect(node(page, "Delivered")).to_have_attribute("data-outcome", "succeeded")
+    expect(node(page, "ResumeAfterRedrive")).to_have_attribute("data-outcome", "succeeded")
     expect(node(page, "ReopenForRedrive")).to_have_attribute("data-outcome", "succeeded")
     expect(node(page, "FailureGate")).to_have_attribute("data-outcome", "succeeded")
     expect(page.locator('#event-table tr[data-type="ExecutionRedriven"]')).to_have_count(1)

@@ -90,9 +90,12 @@ def test_definition_graph_covers_every_state_and_edge(console: ConsoleServer, ru
         targets += [c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])]
         expected |= {(name, t) for t in targets if t}
     assert {(e["source"], e["target"]) for e in body["graph"]["edges"]} == expected
-    # And the only edges drawn upwards are the loops back to Deliver (Retry-After wait, redrive)
+    # And the only edges drawn upwards are the loops back (Retry-After wait, a redrive resuming where it failed)
     assert sorted((e["source"], e["target"]) for e in body["graph"]["edges"] if e["back"]) == [
-        ("ReopenForRedrive", "Deliver"),
+        ("ResumeAfterRedrive", "Deduplicate"),
+        ("ResumeAfterRedrive", "Deliver"),
+        ("ResumeAfterRedrive", "Deliver"),
+        ("ResumeAfterRedrive", "Validate"),
         ("WaitRetryAfter", "Deliver"),
     ]
     # And forward edges point down, and no two nodes of a layer overlap
