@@ -333,6 +333,5 @@ def _busy_retries(sfn: Any, execution_arn: str) -> int:
     return sum(
         1
         for event in events
-        if event["type"] in ("TaskFailed", "LambdaFunctionFailed")
-        and "HostBusyError" in json.dumps(event, default=str)
+        if event["type"] in ("TaskFailed", "LambdaFunctionFailed") and "HostBusyError" in json.dumps(event, default=str)
     )
