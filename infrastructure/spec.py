@@ -295,10 +295,14 @@ class FastPathSpec:
     retry_policy: DeliveryRetryPolicy | None
     fast_retries: int | None
     attempt_deadline_seconds: int
+    lease_override_seconds: int | None = None
+    """Local stacks only: a lease on the tests' shortened time scale (the deployed lease is always derived)."""
 
     @property
     def lease_seconds(self) -> int:
         """How long after its run's start an Express claim holds."""
+        if self.lease_override_seconds is not None:
+            return self.lease_override_seconds
         return claim_lease_seconds(self.attempt_deadline_seconds)
 
     @staticmethod
@@ -325,6 +329,7 @@ class FastPathSpec:
             self.retry_policy,
             self.fast_retries,
             self.attempt_deadline_seconds,
+            self.lease_override_seconds,
         )
 
 

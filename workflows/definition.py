@@ -245,13 +245,15 @@ def render_fast_path_definition(
     retry_policy: DeliveryRetryPolicy | None = None,
     fast_retries: int | None = None,
     attempt_deadline_seconds: int = 30,
+    lease_seconds: int | None = None,
 ) -> str:
     """The Express definition with placeholders replaced and the schedule-derived values written in.
 
     ``retry_policy`` is the delivery schedule (as for :func:`render_definition`); ``fast_retries``
     overrides how many quick retries the Express run makes (0: deliver once);
     ``attempt_deadline_seconds`` is the longest one delivery attempt can take (the deliver Lambda's
-    timeout), from which the claim lease follows.
+    timeout), from which the claim lease follows. ``lease_seconds`` replaces that lease: only the local
+    stack does, so tests see a crashed run's claim taken over on their shortened time scale.
     """
     _check_substitutions(substitutions, FAST_PATH_PLACEHOLDERS)
     definition = copy.deepcopy(load_fast_path_definition())
@@ -263,8 +265,8 @@ def render_fast_path_definition(
     states = definition["States"]
     _delivery_retrier(definition).update(fast.to_retrier())
     states[DELIVER_STATE]["Parameters"]["Payload"][RETRY_AFTER_CEILING_FIELD] = schedule.max_delay_seconds
-    states[DEDUPLICATE_STATE]["Parameters"]["Payload"]["lease"]["seconds"] = claim_lease_seconds(
-        attempt_deadline_seconds
+    states[DEDUPLICATE_STATE]["Parameters"]["Payload"]["lease"]["seconds"] = (
+        lease_seconds if lease_seconds is not None else claim_lease_seconds(attempt_deadline_seconds)
     )
     hand_over = states[HAND_OVER_RETRY_STATE]["Parameters"]["handOver"]
     if not _MATH_RANDOM.match(hand_over["waitSeconds.$"]):

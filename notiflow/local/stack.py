@@ -94,6 +94,8 @@ class StackSettings:
     target_policy: TargetPolicy = TargetPolicy.LOCAL
     delivery_mode: DeliveryMode | str | None = DeliveryMode.STANDARD
     fast_path_retries: int | None = None
+    fast_path_lease_seconds: int | None = None
+    """An Express claim's lease; None derives it as deployed. Tests shorten it with their time scale."""
     host_max_in_flight: int | None = None
     host_limits: Mapping[str, int] | str | None = None
     start_poller: bool = True
@@ -403,7 +405,11 @@ class EmbeddedStack:
         machine = replace(
             self.spec.state_machine, retry_policy=self.settings.retry_policy or self.spec.state_machine.retry_policy
         )
-        fast_path = replace(self.spec.fast_path, retry_policy=machine.retry_policy)
+        fast_path = replace(
+            self.spec.fast_path,
+            retry_policy=machine.retry_policy,
+            lease_override_seconds=self.settings.fast_path_lease_seconds,
+        )
         self.definition = machine.render(self.function_arns, self.table_name)
         self.fast_path_definition = fast_path.render(
             self.function_arns,

@@ -469,3 +469,11 @@ def test_the_fast_path_file_as_written_is_what_render_produces_by_default() -> N
     # The defaults in the file are the rendered defaults (so the file reads true).
     rendered = json.loads(render_fast_path_definition(FAST_SUBSTITUTIONS, attempt_deadline_seconds=30))
     assert rendered == json.loads(_substituted(FAST_PATH_DEFINITION_PATH, FAST_SUBSTITUTIONS))
+
+
+def test_a_local_lease_override_replaces_only_the_lease() -> None:
+    default = json.loads(render_fast_path_definition(FAST_SUBSTITUTIONS))
+    short = json.loads(render_fast_path_definition(FAST_SUBSTITUTIONS, lease_seconds=3))
+    assert short["States"]["Deduplicate"]["Parameters"]["Payload"]["lease"]["seconds"] == 3
+    short["States"]["Deduplicate"]["Parameters"]["Payload"]["lease"]["seconds"] = claim_lease_seconds(30)
+    assert short == default
