@@ -335,3 +335,33 @@ def _busy_retries(sfn: Any, execution_arn: str) -> int:
         for event in events
         if event["type"] in ("TaskFailed", "LambdaFunctionFailed") and "HostBusyError" in json.dumps(event, default=str)
     )
+
+
+def test_an_unexpected_delivery_error_is_handed_over_and_recorded_failed_without_a_blind_retry(
+    local_stack, receiver, sfn_mock_config
+):
+    # Given the fast path's Deliver timing out (mocked: the attempt may or may not have reached the receiver)
+    notification = _notification(receiver, "/fp-timeout")
+    request = build_start_request({"messageId": "m-timeout", "body": json.dumps(notification)}, None, 90)
+    sfn = local_stack.client("stepfunctions")
+
+    # When the Express run meets it
+    arn = sfn.start_execution(
+        stateMachineArn=f"{local_stack.fast_path_state_machine_arn}#DeliverTimesOut",
+        name=request.name,
+        input=json.dumps(request.input),
+    )["executionArn"]
+    express = finished_execution(sfn, arn, timeout=60)
+    standard = finished_execution(sfn, local_stack.execution_arn(request.name), timeout=60)
+
+    # Then it handed over as unexpected, and the Standard run recorded FAILED with the error's name,
+    # redrivable, without delivering again on its own
+    assert express.output == {"outcome": "HANDED_OVER", "standardExecutionArn": standard.description["executionArn"]}
+    assert express.summary.entered[-4:] == ["HandOverUnexpected", *HAND_OVER_TAIL]
+    assert standard.summary.entered == ["Route", "RecordUnexpectedFailure", "FailureGate"]
+    assert standard.status == "FAILED"
+    assert standard.description["error"] == "DeliveryFailedError"
+    record = _record(local_stack, notification["notificationId"])
+    assert (record["status"], record["errorName"], record["opsStatus"]) == ("FAILED", "Sandbox.Timedout", "FAILED")
+    assert record["fastPathExecutionArn"] == express.description["executionArn"]
+    assert receiver.requests_for("/fp-timeout") == []
