@@ -54,13 +54,19 @@ def _duplicate(existing: NotificationRecord, request: ClaimRequest) -> ClaimResu
     }
     status = existing.status
     reason = reasons.get(status, f"record exists with status {status}") if status else "record exists without a status"
+    # A refused claim over a PROCESSING record with a lease: an Express run holds it and its lease has not ended
+    # (an expired one would have been taken over).
+    busy = status is RecordStatus.PROCESSING and existing.leaseExpiresAt is not None and not handed_over
     if handed_over:
         reason = f"handed over to {execution}; making sure that run exists"
+    elif busy:
+        reason = f"being delivered by {execution} until {existing.leaseExpiresAt} at the latest"
     return ClaimResult(
         claimed=False,
         duplicate=True,
         reason=reason,
         handedOver=handed_over,
+        busy=busy,
         existingStatus=status.value if status else None,
         existingExecutionArn=execution,
     )

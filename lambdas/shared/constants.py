@@ -58,16 +58,19 @@ class FastPathOutcome(StrEnum):
     SUCCESS = "SUCCESS"
     """Delivered and recorded SUCCESS."""
     DUPLICATE = "DUPLICATE"
-    """Another run delivered, failed, rejected or owns the notification; nothing was sent."""
+    """Delivered, failed or rejected already, or owned by a Standard run; nothing was sent."""
     HANDED_OVER = "HANDED_OVER"
     """The Standard run with the notification's execution name owns it now."""
+    BUSY = "BUSY"
+    """Another Express run holds a live claim; only its SQS message guards it, and that may be this very
+    message delivered twice, so this one stays on the queue until the holder's outcome is known."""
     STALE = "STALE"
     """A conditional write found the record was no longer this run's; the next delivery of the message decides."""
 
     @property
     def durable(self) -> bool:
-        """Whether the outcome is safe to acknowledge: someone other than this SQS message now guards it."""
-        return self is not FastPathOutcome.STALE
+        """Whether the outcome is safe to acknowledge: something other than this SQS message now guards it."""
+        return self not in (FastPathOutcome.BUSY, FastPathOutcome.STALE)
 
 
 class HandOverKind(StrEnum):

@@ -189,6 +189,7 @@ class ClaimResult(BaseModel):
         default=False, description="the record is PROCESSING under the Standard run a hand-over starts"
     )
     takenOver: bool = Field(default=False, description="claimed from a crashed Express run whose lease expired")
+    busy: bool = Field(default=False, description="another Express run holds a live claim (its lease has not ended)")
     existingStatus: str | None = None
     existingExecutionArn: str | None = None
 

@@ -194,6 +194,7 @@ def test_a_live_express_lease_is_a_duplicate_until_it_expires_then_it_is_taken_o
     # When another run claims while the lease holds / Then it is a duplicate of a live run
     early = claim(store, express("arn:express:B"), now="2026-11-28T10:02:59.000Z")
     assert early.duplicate
+    assert early.busy, "only the holder's message guards it: this one must stay on the queue"
     assert not early.handedOver
     assert "arn:express:A" in early.reason
 
@@ -218,7 +219,9 @@ def test_a_standard_run_takes_over_an_expired_express_claim_and_its_claim_never_
 
     # When a Standard run claims after the lease / Then it owns the notification for good
     assert claim(store, request("arn:exec:S"), now="2026-11-28T11:00:00.000Z").takenOver
-    assert claim(store, express("arn:express:Z"), now="2026-11-29T11:00:00.000Z").duplicate
+    refused = claim(store, express("arn:express:Z"), now="2026-11-29T11:00:00.000Z")
+    assert refused.duplicate
+    assert not refused.busy, "a Standard claim is durable by itself: the Express run's message may go"
     record = item(notifications_table)
     assert record["executionArn"] == "arn:exec:S"
     assert "leaseExpiresAt" not in record
@@ -239,6 +242,10 @@ def test_a_handed_over_standard_run_takes_the_claim_of_the_express_run_that_star
     started_by_a = request(STANDARD_ARN).model_copy(update={"handedOverBy": "arn:express:A"})
     assert claim(store, started_by_a, now="2026-11-28T10:00:02.000Z").claimed
     assert item(notifications_table)["executionArn"] == STANDARD_ARN
+    # And an Express run finding a Standard claim is not busy (the Standard run is durable by itself)
+    later = claim(store, express("arn:express:C"), now="2026-11-28T10:00:03.000Z")
+    assert later.duplicate
+    assert not later.busy
 
 
 def test_a_record_handed_over_to_the_standard_run_is_reported_as_such(
@@ -258,6 +265,7 @@ def test_a_record_handed_over_to_the_standard_run_is_reported_as_such(
     # Then it is told the hand-over exists (so it makes sure the Standard run was started)
     assert result.duplicate
     assert result.handedOver
+    assert not result.busy
     assert result.existingExecutionArn == STANDARD_ARN
 
 

@@ -178,6 +178,7 @@ def test_fast_path_acknowledges_only_durable_outcomes(
         "duplicate": succeeded("DUPLICATE"),
         "rejected": {"status": "FAILED", "error": "InvalidNotificationError", "cause": "target.url: ..."},
         "stale": succeeded("STALE"),
+        "busy": succeeded("BUSY"),
         "crashed": {"status": "FAILED", "error": "States.Runtime", "cause": "..."},
         "timed-out": {"status": "TIMED_OUT"},
         "throttled": ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "Start"),
@@ -198,7 +199,7 @@ def test_fast_path_acknowledges_only_durable_outcomes(
     # And only the runs without a durable outcome stay on the queue for another run
     failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
     by_message = {record["messageId"]: name for record, name in zip(records, endings, strict=True)}
-    assert {by_message[message] for message in failed} == {"stale", "crashed", "timed-out", "throttled"}
+    assert {by_message[message] for message in failed} == {"stale", "busy", "crashed", "timed-out", "throttled"}
 
 
 def test_the_sync_client_waits_out_an_express_run_and_never_retries(moto_aws: None) -> None:
