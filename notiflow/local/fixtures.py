@@ -11,8 +11,9 @@ backends, so a stack must not outlive the module that started it.
 Helpers: :func:`wait_for_execution` and :func:`wait_for_item` (bounded waits),
 :func:`execution_history`, :func:`execution_history_states` (states entered, retries, errors).
 
-Loading the plugin installs the moto adapter for the whole session, so tests using plain
-``mock_aws`` get the same moto (atomic conditional writes, in-process Lambda) as the stack.
+The plugin installs the local engine when pytest configures (and removes it when pytest ends),
+so tests using plain ``mock_aws`` get the same moto (atomic conditional writes, in-process Lambda)
+as the stack; importing this module patches nothing.
 """
 
 from __future__ import annotations
@@ -23,15 +24,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import pytest
 
 from lambdas.shared.constants import FINISHED_EXECUTION_STATUSES
-from notiflow.local import moto_adapter
+from notiflow.local import engine
 from notiflow.local.stack import EmbeddedStack, StackSettings
-
-moto_adapter.install()
+from notiflow.shared.waiting import wait_until
 
 TEST_TIME_SCALE: Final = 0.0001
 """The production delivery schedule (about a day) shrinks to seconds."""
@@ -63,23 +63,30 @@ def stack_settings_for_tests(**overrides: Any) -> StackSettings:
 def wait_for_execution(
     client: Any, execution_arn: str, timeout: float = 30.0, interval: float = 0.05
 ) -> dict[str, Any]:
-    """DescribeExecution once the run is no longer RUNNING; TimeoutError after ``timeout`` seconds.
+    """DescribeExecution once the run is no longer RUNNING; WaitTimeoutError (a TimeoutError) after ``timeout``.
 
     An execution that does not exist yet (the poller has not started it) is waited for too.
     """
-    deadline = time.monotonic() + timeout
-    last: dict[str, Any] | None = None
-    while True:
+
+    def describe() -> dict[str, Any] | None:
         try:
-            last = client.describe_execution(executionArn=execution_arn)
-            if last["status"] in FINISHED_EXECUTION_STATUSES:
-                return last
+            return dict(client.describe_execution(executionArn=execution_arn))
         except client.exceptions.ExecutionDoesNotExist:
-            last = None
-        if time.monotonic() >= deadline:
-            state = "does not exist" if last is None else f"is still {last['status']}"
-            raise TimeoutError(f"{execution_arn} {state} after {timeout:g} s")
-        time.sleep(interval)
+            return None
+
+    def state(last: dict[str, Any] | None) -> str:
+        return f"{execution_arn} to finish; it " + ("does not exist" if last is None else f"is still {last['status']}")
+
+    return cast(
+        dict[str, Any],
+        wait_until(
+            describe,
+            lambda last: last is not None and last["status"] in FINISHED_EXECUTION_STATUSES,
+            timeout=timeout,
+            interval=interval,
+            describe=state,
+        ),
+    )
 
 
 def wait_for_item(
@@ -90,16 +97,15 @@ def wait_for_item(
     timeout: float = 30.0,
     interval: float = 0.05,
 ) -> dict[str, Any]:
-    """GetItem (low-level client) until ``predicate(item)`` holds; TimeoutError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    item: dict[str, Any] | None = None
-    while True:
-        item = dynamodb.get_item(TableName=table_name, Key=dict(key), ConsistentRead=True).get("Item")
-        if item is not None and predicate(item):
-            return item
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{table_name} item {dict(key)} did not reach the expected state: {item}")
-        time.sleep(interval)
+    """GetItem (low-level client) until ``predicate(item)`` holds; WaitTimeoutError after ``timeout``."""
+    item = wait_until(
+        lambda: dynamodb.get_item(TableName=table_name, Key=dict(key), ConsistentRead=True).get("Item"),
+        lambda found: found is not None and predicate(found),
+        timeout=timeout,
+        interval=interval,
+        describe=lambda last: f"{table_name} item {dict(key)} to reach the expected state; last: {last}",
+    )
+    return cast(dict[str, Any], item)
 
 
 def execution_history(client: Any, execution_arn: str) -> list[dict[str, Any]]:
@@ -157,7 +163,7 @@ def execution_history_states(history: list[dict[str, Any]]) -> HistorySummary:
             if scheduled > 1:
                 retries[current] += 1
         elif kind in _FAILED and current is not None:
-            details = next((v for k, v in event.items() if k.endswith("EventDetails")), {}) or {}
+            details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {}) or {}
             errors.append((current, str(details.get("error", ""))))
         elif kind == "ExecutionRedriven":
             redrives += 1
@@ -220,8 +226,18 @@ class MockConfigRunner:
 
 
 # ---------------------------------------------------------------------------------------------
-# Fixtures
+# Hooks and fixtures
 # ---------------------------------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Install the local engine for the session (explicitly here, never at import)."""
+    engine.install()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give moto back as it was."""
+    engine.uninstall()
 
 
 @pytest.fixture(scope="module")
@@ -246,8 +262,8 @@ def sfn_mock_config_source(pytestconfig: pytest.Config) -> Path:
 @pytest.fixture
 def sfn_mock_config(local_stack: EmbeddedStack, sfn_mock_config_source: Path) -> Iterator[MockConfigRunner]:
     """Load the mock config for this test and give a runner for ``stateMachineArn#TestCase`` starts."""
-    moto_adapter.set_mock_config(sfn_mock_config_source)
+    engine.set_mock_config(sfn_mock_config_source)
     try:
         yield MockConfigRunner(local_stack)
     finally:
-        moto_adapter.set_mock_config(None)
+        engine.set_mock_config(None)

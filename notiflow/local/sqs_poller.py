@@ -4,7 +4,9 @@ It reproduces what the Lambda poller does on AWS for a standard queue with
 ``ReportBatchItemFailures``: real SQS batch events, only successful records deleted, failed ones
 left to reappear after the visibility timeout, nothing deleted when the function errors, and the
 queue's RedrivePolicy (applied by moto on ReceiveMessage) moving a message to the DLQ once it was
-received maxReceiveCount times.
+received maxReceiveCount times. Like an event source mapping's maximum concurrency, it takes no more
+messages while ``max_in_flight`` runs wait for or hold an engine worker (parked runs do not count),
+so a burst stays on the queue instead of becoming hundreds of runs competing for the interpreter.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from notiflow.local import moto_adapter
+from notiflow.local.engine import runtime, scheduler
 
 LOG = logging.getLogger(__name__)
 
 MAX_BATCH_SIZE: Final = 10
 
-Invoker = Callable[[str, dict[str, Any]], moto_adapter.Invocation]
+Invoker = Callable[[str, dict[str, Any]], runtime.Invocation]
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ class SqsPoller:
         queue_arn: str,
         function_name: str,
         region: str = "us-east-1",
-        account_id: str = moto_adapter.DEFAULT_ACCOUNT_ID,
+        account_id: str = runtime.DEFAULT_ACCOUNT_ID,
         batch_size: int = 10,
         wait_time_seconds: int = 1,
         visibility_timeout: int | None = None,
@@ -128,6 +130,7 @@ class SqsPoller:
         invoker: Invoker | None = None,
         keep_history: int = 100,
         idle_seconds: float = 0.05,
+        max_in_flight: int | None = None,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH_SIZE:
             raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}")
@@ -146,13 +149,18 @@ class SqsPoller:
         self._invoker = invoker or self._invoke_in_process
         self._keep_history = keep_history
         self.idle_seconds = idle_seconds
+        self.max_in_flight = max_in_flight
         self.stats = PollerStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def _invoke_in_process(self, function_name: str, event: dict[str, Any]) -> moto_adapter.Invocation:
-        return moto_adapter.invoke_function(function_name, event, account_id=self.account_id, region=self.region)
+    def _invoke_in_process(self, function_name: str, event: dict[str, Any]) -> runtime.Invocation:
+        return runtime.invoke_function(function_name, event, account_id=self.account_id, region=self.region)
+
+    def saturated(self) -> bool:
+        """Whether the engine already has ``max_in_flight`` runs waiting for or holding a worker."""
+        return self.max_in_flight is not None and scheduler.backlog() >= self.max_in_flight
 
     # -- one poll ----------------------------------------------------------------------------
 
@@ -231,6 +239,9 @@ class SqsPoller:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self.saturated():
+                self._stop.wait(self.idle_seconds)
+                continue
             try:
                 result = self.poll_once()
                 if not result.received and self.wait_time_seconds == 0:

@@ -29,7 +29,7 @@ from infrastructure.config import NotiflowConfig
 from infrastructure.signing_key_handler import generate_signing_key
 from infrastructure.spec import Names, NotiflowSpec, Ref, TargetPolicy, build_spec
 from lambdas.shared.constants import STEP_INGEST, DeliveryMode
-from notiflow.local import moto_adapter
+from notiflow.local import engine
 from notiflow.local.sqs_poller import SqsPoller
 from notiflow.operate.runs import execution_arn
 from workflows.definition import DeliveryRetryPolicy
@@ -38,7 +38,7 @@ LOG = logging.getLogger(__name__)
 
 HOST: Final = "127.0.0.1"
 REGION: Final = "us-east-1"
-ACCOUNT_ID: Final = moto_adapter.DEFAULT_ACCOUNT_ID
+ACCOUNT_ID: Final = engine.DEFAULT_ACCOUNT_ID
 LAMBDA_ROLE_NAME: Final = "notiflow-lambda"
 STATE_MACHINE_ROLE_NAME: Final = "notiflow-state-machine"
 _REPO_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -101,6 +101,12 @@ class StackSettings:
     start_poller: bool = True
     poller_batch_size: int | None = None
     poller_wait_seconds: int = 1
+    engine_workers: int = 4
+    """Executions running at once; a run waiting in a Retry back-off or a Wait state holds none."""
+    max_runs_in_flight: int = 16
+    """The SQS poller takes no more messages while this many runs wait for or hold a worker."""
+    execution_retention: int | None = 1000
+    """Finished runs kept; older ones are evicted (ExecutionDoesNotExist), their records stay. None: all."""
     signing_secret: str | None = None
     log_level: str | None = None
     quiet: bool = True
@@ -178,7 +184,7 @@ class EmbeddedStack:
         self.definition = ""
         self.fast_path_definition = ""
         self.poller: SqsPoller | None = None
-        self._server: moto_adapter.MotoServer | None = None
+        self._server: engine.MotoServer | None = None
         self._port: int | None = None
         self._saved_environ: dict[str, str | None] = {}
         self._saved_execution_mode: bool | None = None
@@ -230,23 +236,27 @@ class EmbeddedStack:
 
     def _start(self) -> None:
         global _last_port, _process_secret
-        moto_adapter.install()
+        engine.install()
         self._quiet_loggers()
         port = self._choose_port()
         try:
-            self._server = moto_adapter.start_server(HOST, port)
+            self._server = engine.start_server(HOST, port)
         except OSError:
             if self.settings.port or not port:
                 raise
-            self._server = moto_adapter.start_server(HOST, 0)
+            self._server = engine.start_server(HOST, 0)
         self._port = self._server.port
         _last_port = self._port
         self._point_environment_here()
-        moto_adapter.reset_backends()
-        self._saved_execution_mode = moto_adapter.set_execution_mode(True)
-        moto_adapter.configure_time(self.settings.time_scale, self.settings.max_wait_seconds)
-        moto_adapter.clear_client_cache()
-        moto_adapter.cold_start()
+        engine.reset()
+        self._saved_execution_mode = engine.set_execution_mode(True)
+        engine.configure(
+            time_scale=self.settings.time_scale,
+            max_wait_seconds=self.settings.max_wait_seconds,
+            workers=self.settings.engine_workers,
+            retention_limit=self.settings.execution_retention,
+        )
+        engine.cold_start()
         if self.settings.signing_secret is None and _process_secret is None:
             _process_secret = generate_signing_secret()
         self.signing_secret = self.settings.signing_secret or _process_secret or ""
@@ -275,17 +285,16 @@ class EmbeddedStack:
         if self._server is not None:
             with contextlib.suppress(Exception):
                 self._stop_running_executions()
-            moto_adapter.stop_server(self._server)
+            engine.stop_server(self._server)
             self._server = None
+        engine.shutdown()
         with self._clients_lock:
             self._clients.clear()
         if self._saved_execution_mode is not None:
-            moto_adapter.set_execution_mode(self._saved_execution_mode)
+            engine.set_execution_mode(self._saved_execution_mode)
             self._saved_execution_mode = None
-        moto_adapter.configure_time()
-        moto_adapter.clear_client_cache()
-        moto_adapter.restore_environment()
-        moto_adapter.cold_start()
+        engine.configure()
+        engine.cold_start()
         self._restore_environment()
         self._restore_loggers()
         with _process_lock:
@@ -485,13 +494,14 @@ class EmbeddedStack:
     def new_poller(self, **overrides: Any) -> SqsPoller:
         """An SQS poller for the intake queue feeding the ingest function (not started)."""
         options: dict[str, Any] = {
-            "sqs_client": self.client("sqs"),
+            "sqs_client": engine.speed.inprocess_client("sqs", self.region),
             "queue_url": self.queue_url,
             "queue_arn": self.queue_arn,
             "function_name": self.function_names[STEP_INGEST],
             "region": self.region,
             "batch_size": self.settings.poller_batch_size or self.spec.intake.batch_size,
             "wait_time_seconds": self.settings.poller_wait_seconds,
+            "max_in_flight": self.settings.max_runs_in_flight,
         }
         options.update(overrides)
         return SqsPoller(**options)

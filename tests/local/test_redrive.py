@@ -17,6 +17,7 @@ from notiflow.local.fixtures import (
     stack_settings_for_tests,
 )
 from notiflow.local.stack import StackSettings
+from notiflow.shared.waiting import wait_until
 from tests.local.helpers import create_function, create_state_machine, start
 
 
@@ -143,10 +144,12 @@ def test_an_aborted_run_redrives_from_the_state_it_was_stopped_in(local_stack):
         },
     )
     arn = start(local_stack, machine, {"n": 1})
-    deadline = time.monotonic() + 10
-    while "WaitStateEntered" not in [e["type"] for e in execution_history(sfn, arn)]:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_until(
+        lambda: [e["type"] for e in execution_history(sfn, arn)],
+        lambda types: "WaitStateEntered" in types,
+        timeout=10,
+        describe="the run to enter Hold",
+    )
     sfn.stop_execution(executionArn=arn, error="Operator", cause="testing")
     aborted = finished_execution(sfn, arn)
     assert aborted.status == "ABORTED"

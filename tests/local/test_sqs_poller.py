@@ -8,9 +8,13 @@ import uuid
 
 import pytest
 
+from notiflow.local import engine
+from notiflow.local.engine import scheduler
+from notiflow.local.fixtures import finished_execution
 from notiflow.local.sqs_poller import SqsPoller, failed_item_ids
+from notiflow.shared.waiting import wait_until
 from tests.local import fake_handlers
-from tests.local.helpers import create_function
+from tests.local.helpers import create_function, create_state_machine, start
 
 
 def _queue(stack, max_receive_count: int = 3) -> tuple[str, str, str]:
@@ -59,8 +63,7 @@ def test_partial_batch_failure_deletes_only_the_successes(local_stack):
     assert _counts(local_stack, url) == (0, 1)
 
     # And after the visibility timeout it is delivered again, counted as a second receive
-    time.sleep(1.2)
-    again = poller.poll_once()
+    again = wait_until(poller.poll_once, lambda batch: bool(batch.received), timeout=10, describe="the redelivery")
     assert again.received == (failing,)
     last_batch = fake_handlers.batches(arn)[-1]
     assert [record["attributes"]["ApproximateReceiveCount"] for record in last_batch] == ["2"]
@@ -143,9 +146,7 @@ def test_background_polling_processes_and_stops_promptly(local_stack):
         sent = set(_send(local_stack, url, *["ok"] * 5))
 
         # Then all are processed and deleted, two at most per batch
-        deadline = time.monotonic() + 15
-        while poller.stats.deleted < 5 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: poller.stats.deleted, lambda deleted: deleted >= 5, timeout=15, describe="5 deletions")
         assert poller.stats.deleted == 5
         received = [record["messageId"] for batch in fake_handlers.batches(arn) for record in batch]
         assert set(received) == sent
@@ -157,6 +158,39 @@ def test_background_polling_processes_and_stops_promptly(local_stack):
     # And stopping returns within about one long poll
     assert not poller.running
     assert time.monotonic() - started < 5
+
+
+def test_a_saturated_engine_takes_no_messages_until_a_worker_frees(local_stack):
+    # Given a poller allowed one run in flight, and a run holding a worker in a 2 s handler
+    url, arn, _ = _queue(local_stack)
+    sleepy = create_function(local_stack, "sleepy", timeout=30)
+    machine = create_state_machine(
+        local_stack, {"StartAt": "Sleep", "States": {"Sleep": {"Type": "Task", "Resource": sleepy, "End": True}}}
+    )
+    busy = start(local_stack, machine, {"seconds": 2})
+    wait_until(scheduler.backlog, lambda backlog: backlog >= 1, timeout=10, describe="a run on a worker")
+    poller = _poller(local_stack, url, arn, max_in_flight=1)
+
+    received_while_busy: list[int] = []
+    remove = engine.add_execution_listener(
+        lambda execution: received_while_busy.append(poller.stats.received) if execution.exec_arn == busy else None
+    )
+
+    # When a message arrives while the engine is saturated
+    assert poller.saturated()
+    (message,) = _send(local_stack, url, "ok")
+    poller.start()
+    try:
+        # Then it stays on the queue while the run holds its worker (the listener hears the end of the
+        # run before the worker is free), and is taken once the worker is free
+        assert finished_execution(local_stack.client("stepfunctions"), busy).status == "SUCCEEDED"
+        wait_until(lambda: poller.stats.deleted, lambda deleted: deleted == 1, timeout=15, describe="the message")
+        assert not poller.saturated()
+    finally:
+        poller.stop()
+        remove()
+    assert received_while_busy == [0]
+    assert [record["messageId"] for record in fake_handlers.batches(arn)[-1]] == [message]
 
 
 @pytest.mark.parametrize(

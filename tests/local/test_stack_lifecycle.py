@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from notiflow.local import moto_adapter
+from notiflow.local import engine
 from notiflow.local.fixtures import stack_settings_for_tests
 from notiflow.local.stack import EmbeddedStack
 
@@ -29,14 +29,14 @@ def test_stop_releases_the_port_and_restores_the_environment(monkeypatch):
     with EmbeddedStack(stack_settings_for_tests()) as stack:
         port = stack.port
         assert os.environ["AWS_ENDPOINT_URL"] == stack.endpoint_url
-        assert moto_adapter.time_scale() == (stack.settings.time_scale, stack.settings.max_wait_seconds)
+        assert engine.time_scale() == (stack.settings.time_scale, stack.settings.max_wait_seconds)
         assert stack.poller is not None
         assert stack.poller.running
 
     # Then the environment, time scale and port are as before and no non-daemon thread remains
     assert os.environ["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
     assert "MOTO_PORT" not in os.environ
-    assert moto_adapter.time_scale() == (1.0, None)
+    assert engine.time_scale() == (1.0, None)
     assert not _port_accepts(port)
     leftovers = [t for t in threading.enumerate() if t.ident not in threads_before and t.is_alive() and not t.daemon]
     assert leftovers == []

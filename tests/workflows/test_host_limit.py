@@ -23,12 +23,22 @@ LIMITED_HOST = "127.0.0.1"
 OTHER_HOST = "127.0.0.2"
 LIMIT = 2
 BURST = 6
+ANSWER_SECONDS = 1.0
+"""Long enough that the burst's deliveries to one host certainly overlap."""
 
 
 @pytest.fixture(scope="module")
 def local_stack_settings() -> StackSettings:
+    # Busy waits on a time scale where the HostBusyError retrier's budget (about 100 minutes deployed) still
+    # outlasts the burst: the runs that find the host full must wait, not give up.
     return stack_settings_for_tests(
-        delivery_mode=DeliveryMode.STANDARD, host_limits=f"{LIMITED_HOST}={LIMIT}", poller_batch_size=10
+        delivery_mode=DeliveryMode.STANDARD,
+        host_limits=f"{LIMITED_HOST}={LIMIT}",
+        poller_batch_size=10,
+        time_scale=0.002,
+        max_wait_seconds=0.2,
+        # Enough engine workers (a run in an HTTP call holds one) for both bursts to be in flight at once.
+        engine_workers=2 * BURST,
     )
 
 
@@ -57,7 +67,7 @@ def test_a_burst_to_one_host_never_exceeds_its_limit_and_other_hosts_are_not_hel
 ) -> None:
     # Given receivers that take a while to answer
     for receiver in receivers.values():
-        receiver.script("/burst", Step(200, delay=0.25))
+        receiver.script("/burst", Step(200, delay=ANSWER_SECONDS))
 
     # When a burst goes to each host at the same time
     names = {host: _burst(local_stack, receiver, BURST) for host, receiver in receivers.items()}

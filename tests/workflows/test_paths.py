@@ -10,10 +10,12 @@ The stack runs in ``standard`` delivery mode: ingest starts the Standard workflo
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -24,6 +26,7 @@ from lambdas.shared.constants import REPLAY_ATTRIBUTE, DeliveryMode
 from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local.fixtures import ExecutionResult, finished_execution, stack_settings_for_tests, wait_for_execution
 from notiflow.local.stack import EmbeddedStack, StackSettings
+from notiflow.shared.waiting import wait_until
 
 SUCCESS_PATH = ["Route", "Validate", "Deduplicate", "IsDuplicate", "Deliver", "RecordSuccess"]
 FAILURE_PATH = [
@@ -81,6 +84,54 @@ def _record(stack: EmbeddedStack, notification_id: str) -> dict[str, Any]:
 
 def _iso(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _wait_until_consumed(stack: EmbeddedStack, message_id: str) -> None:
+    """Until the stack's SQS poller has handed ``message_id`` to ingest and deleted it."""
+    assert stack.poller is not None
+    poller = stack.poller
+    wait_until(
+        lambda: any(message_id in batch.deleted for batch in list(poller.stats.history)),
+        timeout=30,
+        describe=f"the poller to consume message {message_id}",
+    )
+
+
+class _GatedEndpoint:
+    """An HTTP endpoint on 127.0.0.1 that answers 200 only once the test releases it."""
+
+    def __init__(self) -> None:
+        self.received = threading.Event()
+        self.release = threading.Event()
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                gate.received.set()
+                gate.release.wait(30)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/held"
+
+    def __enter__(self) -> _GatedEndpoint:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release.set()
+        self._server.shutdown()
+        self._server.server_close()
 
 
 def _assert_common_fields(record: dict[str, Any], notification: dict[str, Any], execution_arn: str) -> None:
@@ -351,7 +402,7 @@ def test_duplicates_are_delivered_once(local_stack, receiver):
     assert first.status == "SUCCEEDED"
 
     # When the same message arrives again, and then once more marked as a replay
-    local_stack.send_notification(notification)
+    duplicate_message = local_stack.send_notification(notification)
     replay_message = local_stack.send_notification(notification, **{REPLAY_ATTRIBUTE: "true"})
     replay = finished_execution(
         local_stack.client("stepfunctions"),
@@ -364,7 +415,7 @@ def test_duplicates_are_delivered_once(local_stack, receiver):
     assert replay.status == "SUCCEEDED"
     assert replay.summary.entered == ["Route", "Validate", "Deduplicate", "IsDuplicate", "SkipDuplicate"]
     assert replay.output["claim"]["duplicate"] is True
-    time.sleep(1.5)  # let the poller consume the plain duplicate too
+    _wait_until_consumed(local_stack, duplicate_message)
     names = [
         e["name"]
         for e in local_stack.client("stepfunctions").list_executions(stateMachineArn=local_stack.state_machine_arn)[
@@ -380,26 +431,31 @@ def test_duplicates_are_delivered_once(local_stack, receiver):
     assert record["attempts"] == 1
 
 
-def test_conditional_write_conflict_leaves_the_record_alone(local_stack, receiver):
-    # Given a slow endpoint, and another run taking the notification over mid-delivery
-    receiver.script("/slow", Step(200, delay=1.0))
-    notification = _notification(receiver, "/slow")
-    local_stack.send_notification(notification)
-    receiver.wait_for("/slow", 1, timeout=30)
-    other_run = local_stack.execution_arn("another-run")
-    local_stack.client("dynamodb").update_item(
-        TableName=local_stack.table_name,
-        Key={"notificationId": {"S": notification["notificationId"]}},
-        UpdateExpression="SET executionArn = :other",
-        ExpressionAttributeValues={":other": {"S": other_run}},
-    )
+def test_conditional_write_conflict_leaves_the_record_alone(local_stack):
+    # Given an endpoint that holds its answer, and another run taking the notification over while it does
+    with _GatedEndpoint() as endpoint:
+        notification = {
+            "notificationId": f"slow-{uuid.uuid4().hex[:12]}",
+            "target": {"url": endpoint.url},
+            "payload": {"orderId": 42},
+        }
+        local_stack.send_notification(notification)
+        assert endpoint.received.wait(30), "the delivery never reached the endpoint"
+        other_run = local_stack.execution_arn("another-run")
+        local_stack.client("dynamodb").update_item(
+            TableName=local_stack.table_name,
+            Key={"notificationId": {"S": notification["notificationId"]}},
+            UpdateExpression="SET executionArn = :other",
+            ExpressionAttributeValues={":other": {"S": other_run}},
+        )
 
-    # When the slow delivery completes
-    result = finished_execution(
-        local_stack.client("stepfunctions"),
-        local_stack.execution_arn(execution_name(notification["notificationId"])),
-        timeout=60,
-    )
+        # When the held delivery completes
+        endpoint.release.set()
+        result = finished_execution(
+            local_stack.client("stepfunctions"),
+            local_stack.execution_arn(execution_name(notification["notificationId"])),
+            timeout=60,
+        )
 
     # Then the SUCCESS write lost its condition, the run ended as a stale write, and the
     # record still belongs to the other run

@@ -1,25 +1,24 @@
-"""Guard for notiflow.local.moto_adapter: fails loudly when a moto upgrade moves a relied-on internal.
+"""What the local engine promises, run through tiny state machines on the embedded stack.
 
-The first half checks that every moto module, class, method and signature the adapter patches or
-calls still exists as expected; the second half runs tiny state machines through the patched
-engine and checks each behaviour the adapter promises.
+Handler exceptions by class name, the function's environment and context, RedriveCount, the time
+scale, the runtime's error names, conflicting environments, shared parsed programs, atomic
+conditional writes and Step Functions Local mock configs. The moto internals behind them are
+guarded by tests/local/test_engine_guard.py.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import threading
 import time
 import types
 from typing import Any
 
-import moto
 import pytest
 from botocore.exceptions import ClientError
 
-from notiflow.local import moto_adapter
+from notiflow.local import engine
+from notiflow.local.engine import speed
 from notiflow.local.fixtures import finished_execution
 from notiflow.local.stack import EmbeddedStack
 from tests.local import fake_handlers
@@ -27,190 +26,16 @@ from tests.local.helpers import create_function, create_state_machine, start
 
 P = "moto.stepfunctions.parser"
 
-RELIED_ON_ATTRIBUTES = [
-    ("moto.awslambda.models", "LambdaFunction"),
-    ("moto.awslambda.models", "LambdaBackend.list_functions"),
-    ("moto.awslambda.models", "LambdaBackend.get_function"),
-    ("moto.awslambda.utils", "get_backend"),
-    ("moto.awslambda.exceptions", "InvalidParameterValueException"),
-    (f"{P}.models", "StepFunctionsParserBackend.describe_state_machine"),
-    (f"{P}.models", "StepFunctionsParserBackend._validate_name"),
-    (f"{P}.models", "StepFunctionsParserBackend.describe_execution"),
-    ("moto.stepfunctions.models", "StateMachine._handle_name_input_idempotency"),
-    (f"{P}.backend.execution", "Execution._get_start_execution_worker"),
-    (f"{P}.backend.execution", "Execution._get_start_execution_worker_comm"),
-    (f"{P}.backend.execution", "Execution._get_start_aws_execution_details"),
-    (f"{P}.backend.execution", "Execution.get_start_execution_details"),
-    (f"{P}.backend.execution", "Execution.get_start_state_machine_details"),
-    (f"{P}.backend.execution", "Execution.status"),
-    (f"{P}.backend.execution", "BaseExecutionWorkerCommunication.terminated"),
-    (f"{P}.backend.execution_worker", "ExecutionWorker._get_evaluation_entrypoint"),
-    (f"{P}.backend.execution_worker", "ExecutionWorker._get_evaluation_environment"),
-    (f"{P}.backend.execution_worker", "ExecutionWorker._execution_logic"),
-    (f"{P}.backend.execution_worker", "ExecutionWorker.start"),
-    (f"{P}.backend.execution_worker", "ExecutionWorker.stop"),
-    (f"{P}.asl.eval.environment", "Environment.is_running"),
-    (f"{P}.asl.eval.environment", "Environment.set_timed_out"),
-    (f"{P}.asl.eval.environment", "Environment.next_state_name"),
-    (f"{P}.asl.eval.environment", "Environment.is_mocked_mode"),
-    (f"{P}.asl.eval.environment", "Environment.get_current_mocked_response"),
-    (f"{P}.asl.eval.states", "States.reset"),
-    (f"{P}.asl.eval.states", "ExecutionData"),
-    (f"{P}.asl.eval.event.event_manager", "EventHistoryContext"),
-    (f"{P}.asl.eval.event.event_manager", "EventManager.add_event"),
-    (f"{P}.asl.eval.event.event_manager", "EventManager.get_event_history"),
-    (f"{P}.asl.eval.event.event_detail", "EventDetails"),
-    (f"{P}.asl.eval.evaluation_details", "EvaluationDetails"),
-    (f"{P}.asl.parse.asl_parser", "AmazonStateLanguageParser.parse"),
-    (f"{P}.asl.component.eval_component", "EvalComponent.eval"),
-    (f"{P}.asl.component.eval_component", "EvalComponent.heap_key"),
-    (f"{P}.asl.component.program.program", "Program._eval_body"),
-    (f"{P}.asl.component.common.retry.retrier_decl", "RetrierDecl"),
-    (f"{P}.asl.component.state.wait.wait_function.wait_function", "WaitFunction._eval_body"),
-    (f"{P}.asl.component.state.exec.state_task.lambda_eval_utils", "execute_lambda_function_integration"),
-    (f"{P}.asl.utils.boto_client", "boto_client_for"),
-    (f"{P}.asl.component.common.error_name.failure_event", "FailureEventException"),
-    (f"{P}.mocking.mock_config", "MockTestCase"),
-    (f"{P}.mocking.mock_config", "StateMockedResponses"),
-    (f"{P}.mocking.mock_config", "MockedResponseReturn"),
-    (f"{P}.mocking.mock_config", "MockedResponseThrow"),
-    (f"{P}.api", "HistoryEventType.ExecutionRedriven"),
-    (f"{P}.api", "ExecutionRedrivenEventDetails"),
-    (f"{P}.api", "ExecutionStatus.TIMED_OUT"),
-    (f"{P}.api", "StateMachineType.STANDARD"),
-    (f"{P}.utils", "TMP_THREADS"),
-    ("moto.dynamodb.models", "DynamoDBBackend.get_item"),
-    ("moto.stepfunctions.responses", "StepFunctionResponse._get_param"),
-    ("moto.stepfunctions.responses", "StepFunctionResponse.stepfunction_backend"),
-    ("moto.stepfunctions.exceptions", "InvalidName"),
-    ("moto.stepfunctions.exceptions", "InvalidExecutionInput"),
-    ("moto.core.exceptions", "AWSError"),
-    ("moto.core.responses", "ActionResult.result"),
-    ("moto.core.models", "botocore_stubber.enabled"),
-    ("moto.core.config", "default_user_config"),
-    ("moto.settings", "moto_server_port"),
-    ("moto.moto_server.werkzeug_app", "DomainDispatcherApplication"),
-    ("moto.moto_server.werkzeug_app", "MotoRequestHandler"),
-    ("moto.moto_server.werkzeug_app", "create_backend_app"),
-    ("moto.moto_api._internal.models", "moto_api_backend.reset"),
-]
-
-ORIGINAL_SIGNATURES = {
-    "LambdaFunction._invoke_lambda": ["self", "event"],
-    "LambdaBackend.create_function": ["self", "spec"],
-    "start_execution": ["self", "state_machine_arn", "name", "execution_input", "trace_header"],
-    "RetrierDecl._eval_body": ["self", "env"],
-    "WaitFunction._wait_interval": ["self", "env", "wait_seconds"],
-    "boto_client_for": ["region", "service", "state_credentials"],
-    "_invoke_lambda_function": ["parameters", "region", "state_credentials"],
-    "StepFunctionResponse.describe_execution": ["self"],
-    "StateTaskServiceDynamoDB._from_error": ["self", "env", "ex"],
-    "DynamoDBBackend.update_item": [
-        "self",
-        "table_name",
-        "key",
-        "update_expression",
-        "expression_attribute_names",
-        "expression_attribute_values",
-        "attribute_updates",
-        "expected",
-        "condition_expression",
-        "return_values_on_condition_check_failure",
-    ],
-    "DynamoDBBackend.put_item": [
-        "self",
-        "table_name",
-        "item_attrs",
-        "expected",
-        "condition_expression",
-        "expression_attribute_names",
-        "expression_attribute_values",
-        "overwrite",
-        "return_values_on_condition_check_failure",
-    ],
-}
-
-
-def _resolve(module_name: str, path: str) -> Any:
-    value: Any = importlib.import_module(module_name)
-    for part in path.split("."):
-        value = getattr(value, part)
-    return value
-
-
-def _params(function: Any) -> list[str]:
-    return list(inspect.signature(function).parameters)
-
-
-# -- the internals are still there --------------------------------------------------------------
-
-
-def test_moto_is_the_pinned_version():
-    assert moto.__version__ == moto_adapter.MOTO_VERSION
-
-
-@pytest.mark.parametrize(("module_name", "path"), RELIED_ON_ATTRIBUTES)
-def test_relied_on_internal_exists(module_name, path):
-    assert _resolve(module_name, path) is not None
-
-
-def test_replaced_internals_kept_their_signatures():
-    # Given the adapter installed
-    moto_adapter.install()
-
-    # Then every original it replaced had the signature the replacement mimics
-    for key, expected in ORIGINAL_SIGNATURES.items():
-        assert _params(moto_adapter._ORIGINALS[key]) == expected, key
-
-
-def test_internals_are_used_the_way_the_adapter_assumes():
-    execution_worker = importlib.import_module(f"{P}.backend.execution_worker")
-    retrier = importlib.import_module(f"{P}.asl.component.common.retry.retrier_decl")
-    wait_function = importlib.import_module(f"{P}.asl.component.state.wait.wait_function.wait_function")
-    lambda_eval = importlib.import_module(f"{P}.asl.component.state.exec.state_task.lambda_eval_utils")
-    environment = importlib.import_module(f"{P}.asl.eval.environment")
-    execution = importlib.import_module(f"{P}.backend.execution")
-
-    # The worker builds its program and environment through the two hooks the adapter overrides
-    logic = inspect.getsource(execution_worker.ExecutionWorker._execution_logic)
-    assert "self._get_evaluation_entrypoint()" in logic
-    assert "self._get_evaluation_environment()" in logic
-    assert "mock_test_case" in _params(execution_worker.ExecutionWorker.__init__)
-    # The retry back-off is the module's time.sleep, called from RetrierDecl._eval_body
-    assert "time.sleep(" in inspect.getsource(moto_adapter._ORIGINALS["RetrierDecl._eval_body"])
-    assert retrier.RetrierDecl._eval_body is moto_adapter._retrier_eval_body
-    # A Wait state waits through _wait_interval
-    assert "self._wait_interval(" in inspect.getsource(wait_function.WaitFunction._eval_body)
-    # Lambda tasks go through the module-level _invoke_lambda_function
-    assert "_invoke_lambda_function(" in inspect.getsource(lambda_eval.execute_lambda_function_integration)
-    # Mocked responses are picked by the state's RetryCount
-    assert '"RetryCount"' in inspect.getsource(environment.Environment.get_current_mocked_response)
-    # The execution status is derived from the worker's env program state
-    assert "exec_worker.env.program_state()" in inspect.getsource(
-        execution.BaseExecutionWorkerCommunication._reflect_execution_status
-    )
-    # Every module that builds task clients now uses the cached factory
-    for module_name in moto_adapter.CLIENT_FACTORY_MODULES:
-        assert importlib.import_module(module_name).boto_client_for is moto_adapter._task_client
-
-
-def test_redrive_action_is_dispatched_by_name():
-    from moto.core.utils import method_names_from_class
-    from moto.stepfunctions.responses import StepFunctionResponse
-
-    moto_adapter.install()
-
-    assert "redrive_execution" in method_names_from_class(StepFunctionResponse)
-
 
 def test_parsed_programs_are_shared_with_every_heap_key_generated():
     # Given a definition parsed through the cache
-    definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 1, "End": True}}})
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 
-    first = moto_adapter.parse_program(definition)
+    definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 1, "End": True}}})
+    first = speed.parse_program(definition)
 
     # Then the same object comes back and every component already holds its heap key
-    assert moto_adapter.parse_program(definition) is first
+    assert speed.parse_program(definition) is first
     components = []
     pending: list[Any] = [first]
     while pending:
@@ -220,7 +45,7 @@ def test_parsed_programs_are_shared_with_every_heap_key_generated():
         elif isinstance(obj, dict):
             pending.extend(obj.values())
         elif type(obj).__module__.startswith(P) and hasattr(obj, "__dict__"):
-            if isinstance(obj, _resolve(f"{P}.asl.component.eval_component", "EvalComponent")):
+            if isinstance(obj, EvalComponent):
                 components.append(obj)
             pending.extend(vars(obj).values())
     assert components
@@ -232,16 +57,16 @@ def test_conflicting_environment_is_refused_at_invocation():
     first = types.SimpleNamespace(function_arn="arn:first", environment_vars={"NOTIFLOW_CONFLICT_PROBE": "a"})
     second = types.SimpleNamespace(function_arn="arn:second", environment_vars={"NOTIFLOW_CONFLICT_PROBE": "b"})
     try:
-        moto_adapter.apply_function_environment(first)
+        engine.apply_function_environment(first)
 
         # When the second one is about to run, then it is refused with both values named
-        with pytest.raises(moto_adapter.EnvironmentConflictError, match="NOTIFLOW_CONFLICT_PROBE"):
-            moto_adapter.apply_function_environment(second)
+        with pytest.raises(engine.EnvironmentConflictError, match="NOTIFLOW_CONFLICT_PROBE"):
+            engine.apply_function_environment(second)
     finally:
-        moto_adapter.restore_environment()
+        engine.restore_environment()
 
 
-# -- the patched engine behaves -----------------------------------------------------------------
+# -- the engine behaves ---------------------------------------------------------------------------
 
 
 def _catching_machine(stack: EmbeddedStack, function_arn: str) -> str:
@@ -354,7 +179,7 @@ def test_time_scale_shortens_retry_backoff_and_wait(local_stack):
             },
         },
     )
-    moto_adapter.clear_recent_waits()
+    engine.clear_recent_waits()
     started = time.monotonic()
 
     # When it runs under the test time scale
@@ -368,12 +193,12 @@ def test_time_scale_shortens_retry_backoff_and_wait(local_stack):
     assert result.status == "SUCCEEDED"
     assert result.summary.retries["Flaky"] == 2
     assert time.monotonic() - started < 30
-    scale, cap = moto_adapter.time_scale()
-    waits = [(w.kind, w.nominal_seconds) for w in moto_adapter.recent_waits()]
+    scale, cap = engine.time_scale()
+    waits = [(w.kind, w.nominal_seconds) for w in engine.recent_waits()]
     assert ("retry", 100.0) in waits
     assert ("retry", 150.0) in waits
     assert ("wait", 300.0) in waits
-    for record in moto_adapter.recent_waits():
+    for record in engine.recent_waits():
         assert record.real_seconds == pytest.approx(min(record.nominal_seconds * scale, cap or float("inf")))
 
 
@@ -527,7 +352,7 @@ def test_concurrent_conditional_writes_have_exactly_one_winner(local_stack):
 )
 def test_malformed_mock_config_is_reported(responses, problem):
     # Given a mock config whose only mocked response is malformed
-    moto_adapter.set_mock_config(
+    engine.set_mock_config(
         {
             "StateMachines": {"m": {"TestCases": {"T": {"S": "R"}}}},
             "MockedResponses": {"R": responses},
@@ -535,15 +360,15 @@ def test_malformed_mock_config_is_reported(responses, problem):
     )
     try:
         # When the test case is resolved, then the problem is named
-        with pytest.raises(moto_adapter.MockConfigError, match=problem):
-            moto_adapter.mock_test_case_for("m", "T")
+        with pytest.raises(engine.MockConfigError, match=problem):
+            engine.mock_test_case_for("m", "T")
     finally:
-        moto_adapter.set_mock_config(None)
+        engine.set_mock_config(None)
 
 
 def test_mock_config_ranges_map_to_retry_counts():
     # Given a response failing on attempts 0-1 and returning on attempt 2
-    moto_adapter.set_mock_config(
+    engine.set_mock_config(
         {
             "StateMachines": {"m": {"TestCases": {"T": {"S": "R"}}}},
             "MockedResponses": {
@@ -552,9 +377,9 @@ def test_mock_config_ranges_map_to_retry_counts():
         }
     )
     try:
-        case = moto_adapter.mock_test_case_for("m", "T")
+        case = engine.mock_test_case_for("m", "T")
     finally:
-        moto_adapter.set_mock_config(None)
+        engine.set_mock_config(None)
 
     # Then moto's test case holds one response per retry count
     responses = case.state_mocked_responses["S"].mocked_responses
@@ -568,10 +393,45 @@ def test_mock_config_ranges_map_to_retry_counts():
 
 def test_mock_config_file_named_by_sfn_mock_config(monkeypatch, pytestconfig):
     # Given no explicit config but SFN_MOCK_CONFIG naming the repository's mock config, as for Step Functions Local
-    moto_adapter.set_mock_config(None)
-    monkeypatch.setenv(moto_adapter.MOCK_CONFIG_ENV, str(pytestconfig.rootpath / "tests/workflows/mock_config.json"))
+    engine.set_mock_config(None)
+    monkeypatch.setenv(engine.MOCK_CONFIG_ENV, str(pytestconfig.rootpath / "tests/workflows/mock_config.json"))
 
     # When a test case is resolved, then it comes from that file
-    case = moto_adapter.mock_test_case_for("notiflow-delivery", "RetryPath")
+    case = engine.mock_test_case_for("notiflow-delivery", "RetryPath")
     assert set(case.state_mocked_responses) == {"Validate", "Deduplicate", "Deliver", "RecordSuccess"}
     assert len(case.state_mocked_responses["Deliver"].mocked_responses) == 3
+
+
+def test_in_process_clients_never_reach_the_network(monkeypatch):
+    from moto.core import botocore_stubber
+
+    # Given an environment pointing every AWS client at a port nothing listens on
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    speed._clients.clear()
+    try:
+        # When the engine's in-process client calls DynamoDB, then moto answers in this process
+        assert "TableNames" in speed.inprocess_client("dynamodb").list_tables()
+
+        # And a request moto would not answer fails instead of going out
+        monkeypatch.setattr(botocore_stubber.BotocoreStubber, "process_request", lambda self, request: None)
+        with pytest.raises(speed.NotAnsweredInProcessError, match=r"dynamodb\.us-east-1\.amazonaws\.com"):
+            speed.inprocess_client("dynamodb").list_tables()
+    finally:
+        speed._clients.clear()
+
+
+def test_state_data_copies_keep_deepcopy_semantics():
+    # Given state data with a shared part, and data pickle cannot copy
+    shared = {"k": [1, 2]}
+    value = {"a": shared, "b": shared, "n": None, "f": 1.5}
+    unpicklable = {"lock": threading.Lock()}
+
+    # When the interpreter's copy copies them
+    copied = speed.STATE_DATA_COPY.deepcopy(value)
+
+    # Then the copy is equal, independent, and keeps the shared part shared, as deepcopy does
+    assert copied == value
+    assert copied["a"] is copied["b"]
+    assert copied["a"] is not shared
+    with pytest.raises(TypeError):
+        speed.STATE_DATA_COPY.deepcopy(unpicklable)
