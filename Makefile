@@ -45,8 +45,7 @@ chromium:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
-# `style`, not `lint`, until mypy is clean outside notiflow/ and infrastructure/ (see `make types`).
-test: $(STAMP) style chromium
+test: $(STAMP) lint chromium
 	$(VENV)/bin/pytest
 
 run: $(STAMP)

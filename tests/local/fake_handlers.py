@@ -90,3 +90,33 @@ def sqs_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {
         "batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records if r["body"] == "fail"],
     }
+
+
+_in_flight = 0
+_peak_in_flight = 0
+
+
+def peak_in_flight() -> int:
+    """The most ``slow`` invocations that ran at once since the last reset."""
+    with _lock:
+        return _peak_in_flight
+
+
+def reset_in_flight() -> None:
+    global _in_flight, _peak_in_flight
+    with _lock:
+        _in_flight = _peak_in_flight = 0
+
+
+def slow(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Hold the invocation for ``seconds`` (an HTTP call, say) and count how many ran at once."""
+    global _in_flight, _peak_in_flight
+    with _lock:
+        _in_flight += 1
+        _peak_in_flight = max(_peak_in_flight, _in_flight)
+    try:
+        time.sleep(float(event.get("seconds", 0.3)))
+    finally:
+        with _lock:
+            _in_flight -= 1
+    return {"slept": event.get("seconds", 0.3)}

@@ -435,3 +435,24 @@ def test_state_data_copies_keep_deepcopy_semantics():
     assert copied["a"] is not shared
     with pytest.raises(TypeError):
         speed.STATE_DATA_COPY.deepcopy(unpicklable)
+
+
+def test_invocations_queued_behind_a_cold_start_run_concurrently(local_stack):
+    # Given a cold function whose invocations take a while (as a delivery waiting on its receiver does)
+    arn = create_function(local_stack, "slow")
+    fake_handlers.reset_in_flight()
+    client = local_stack.client("lambda")
+    calls = 5
+
+    # When several invocations arrive while the first one is still initialising the function
+    def invoke() -> None:
+        client.invoke(FunctionName=arn, Payload=json.dumps({"seconds": 0.5}).encode())
+
+    threads = [threading.Thread(target=invoke) for _ in range(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    # Then only the cold start ran alone: the ones that queued behind it ran side by side
+    assert fake_handlers.peak_in_flight() >= 2

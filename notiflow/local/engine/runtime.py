@@ -265,12 +265,15 @@ def invoke(function: Any, event: Any, *, invoked_function_arn: str | None = None
         deadline=started + timeout,
     )
     key = function.function_arn
-    if key in _warm:
-        invocation = _run_handler(function, event, context)
-    else:
+    invocation = None
+    if key not in _warm:
+        # One cold start per function; the invocations that queued behind it run concurrently once it is warm.
         with _init_locks.setdefault(key, threading.Lock()):
-            invocation = _run_handler(function, event, context)
-            _warm.add(key)
+            if key not in _warm:
+                invocation = _run_handler(function, event, context)
+                _warm.add(key)
+    if invocation is None:
+        invocation = _run_handler(function, event, context)
     if time.monotonic() - started > timeout:
         message = f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"
         return Invocation(_error_payload("Sandbox.Timedout", message, request_id, []), True)
