@@ -1,16 +1,19 @@
 """Deployment configuration: CDK context parsed once into a typed, validated object.
 
 Values come from ``cdk.json`` (JSON types) or ``-c key=value`` (strings); both parse the same way.
-Defaults have one home each: the delivery retry schedule is read from the ASL file, the delivery
-settings from :class:`lambdas.shared.config.Settings`. The Lambda environment rendered here is
-validated with the very parser the Lambdas run at cold start, so a deploy cannot ship settings
-the functions would refuse.
+Defaults have one home each: the delivery retry schedule and the fast path's quick retries are read
+from the ASL files, the delivery settings (the delivery mode and the per-host limits included) from
+:class:`lambdas.shared.config.Settings`. The Lambda environment rendered here is validated with the
+very parser the Lambdas run at cold start, so a deploy cannot ship settings the functions would refuse.
 
 Context keys (default in brackets):
-  retryIntervalSeconds, retryMaxAttempts, retryBackoffRate, retryMaxDelaySeconds [ASL file]
+  deliveryMode ["fast-path"; or "standard"], fastPathRetries [Express ASL file: 2],
+  expressLogLevel ["ERROR"; ALL, ERROR, FATAL or OFF]
+  retryIntervalSeconds, retryMaxAttempts, retryBackoffRate, retryMaxDelaySeconds [Standard ASL file]
   connectTimeoutSeconds [5], readTimeoutSeconds [15], maxResponseBytes [65536]
   allowedSchemes ["https"], allowPrivateTargets [false], allowLoopbackTargets [false],
   allowedTargetHosts [any public host]
+  hostMaxInFlight [10; 0: no per-host limit], hostLimits ["" e.g. "hooks.example.com=5,api.example.net=20"]
   recordTtlDays [90], logLevel ["INFO"], logRetentionDays [30], retainData [true]
   maxReceiveCount [5], ingestBatchSize [10], alarmEmail [none: no SNS topic]
 """
@@ -26,16 +29,34 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from lambdas.shared.config import ConfigurationError, Settings, parse_settings, split_csv
-from lambdas.shared.constants import METRICS_NAMESPACE, SERVICE_NAME, EnvVar
-from workflows.definition import DELIVER_STATE, DeliveryRetryPolicy, default_retry_policy, load_definition
+from lambdas.shared.config import (
+    ATTEMPT_MARGIN_SECONDS,
+    ConfigurationError,
+    Settings,
+    format_host_limits,
+    parse_host_limits,
+    parse_settings,
+    split_csv,
+)
+from lambdas.shared.constants import METRICS_NAMESPACE, SERVICE_NAME, DeliveryMode, EnvVar
+from workflows.definition import (
+    DELIVER_STATE,
+    DeliveryRetryPolicy,
+    default_fast_retry_policy,
+    default_retry_policy,
+    fast_path_attempts,
+    fast_path_timeout_seconds,
+    load_definition,
+    load_fast_path_definition,
+)
 
 LOG_RETENTION_DAYS: Final = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
     1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
-DELIVER_TIMEOUT_MARGIN_SECONDS: Final = 10
-"""Room for the secret lookup and the DynamoDB write around one HTTP attempt."""
+DELIVER_TIMEOUT_MARGIN_SECONDS: Final = ATTEMPT_MARGIN_SECONDS
+"""Room for the secret lookup, the host slot and the DynamoDB writes around one HTTP attempt."""
+EXPRESS_LOG_LEVELS: Final = ("ALL", "ERROR", "FATAL", "OFF")
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _OWN_KEY_SHAPE = re.compile(r"^[a-z][A-Za-z0-9]*$")
@@ -62,6 +83,9 @@ class NotiflowConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
+    delivery_mode: DeliveryMode = _settings_default("delivery_mode")
+    fast_path_retries: int | None = Field(default=None, ge=0)
+    express_log_level: Literal["ALL", "ERROR", "FATAL", "OFF"] = "ERROR"
     retry_interval_seconds: int | None = None
     retry_max_attempts: int | None = None
     retry_backoff_rate: float | None = None
@@ -73,6 +97,8 @@ class NotiflowConfig(BaseModel):
     allow_private_targets: bool = _settings_default("allow_private_targets")
     allow_loopback_targets: bool = _settings_default("allow_loopback_targets")
     allowed_target_hosts: tuple[str, ...] = _settings_default("allowed_target_hosts")
+    host_max_in_flight: int = _settings_default("host_max_in_flight")
+    host_limits: dict[str, int] = Field(default_factory=dict)
     record_ttl_days: int = _settings_default("record_ttl_days")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_retention_days: int = 30
@@ -85,6 +111,11 @@ class NotiflowConfig(BaseModel):
     @classmethod
     def _split_csv(cls, value: object) -> object:
         return split_csv(value)
+
+    @field_validator("host_limits", mode="before")
+    @classmethod
+    def _parse_host_limits(cls, value: object) -> object:
+        return parse_host_limits(value)
 
     @field_validator("alarm_email", mode="before")
     @classmethod
@@ -122,7 +153,40 @@ class NotiflowConfig(BaseModel):
                 f"connectTimeoutSeconds + readTimeoutSeconds + {DELIVER_TIMEOUT_MARGIN_SECONDS}s must stay below "
                 f"the {DELIVER_STATE} state's TimeoutSeconds ({limit}s), got {self.deliver_timeout_seconds}s"
             )
+        schedule = self.retry_policy() or default_retry_policy()
+        try:
+            schedule.continued_after(fast_path_attempts(self.fast_retry_policy()))
+        except ValueError as exc:
+            raise ValueError(f"fastPathRetries must stay below the retries of the schedule: {exc}") from exc
+        if (
+            self.delivery_mode is DeliveryMode.FAST_PATH
+            and self.fast_path_budget_seconds >= fast_path_timeout_seconds()
+        ):
+            raise ValueError(
+                f"the fast path's attempts and waits may take {self.fast_path_budget_seconds:g}s, not below the "
+                f"Express run's TimeoutSeconds ({fast_path_timeout_seconds()}s): lower fastPathRetries or the "
+                "HTTP timeouts, or use deliveryMode standard"
+            )
         return self
+
+    def fast_retry_policy(self) -> DeliveryRetryPolicy:
+        """The fast path's quick retries: the Express file's retrier with ``fastPathRetries`` written in."""
+        return default_fast_retry_policy().with_overrides(max_attempts=self.fast_path_retries)
+
+    @property
+    def fast_path_budget_seconds(self) -> float:
+        """The longest the fast path's attempts and waits take in a run: it must fit the Express timeout."""
+        deliver = load_fast_path_definition()["States"][DELIVER_STATE]
+        busy = next(r for r in deliver["Retry"] if r["ErrorEquals"] == ["HostBusyError"])
+        busy_waits = DeliveryRetryPolicy(
+            interval_seconds=busy["IntervalSeconds"],
+            max_attempts=busy["MaxAttempts"],
+            backoff_rate=busy["BackoffRate"],
+            max_delay_seconds=busy["MaxDelaySeconds"],
+        ).nominal_delays()
+        quick = self.fast_retry_policy()
+        http = self.connect_timeout_seconds + self.read_timeout_seconds
+        return fast_path_attempts(quick) * http + sum(quick.nominal_delays()) + sum(busy_waits)
 
     @classmethod
     def from_context(cls, get: Callable[[str], Any], present: Iterable[str] = ()) -> NotiflowConfig:
@@ -177,6 +241,9 @@ class NotiflowConfig(BaseModel):
             EnvVar.ALLOW_LOOPBACK_TARGETS: "true" if self.allow_loopback_targets else "false",
             EnvVar.ALLOWED_TARGET_HOSTS: ",".join(self.allowed_target_hosts),
             EnvVar.RECORD_TTL_DAYS: str(self.record_ttl_days),
+            EnvVar.DELIVERY_MODE: self.delivery_mode.value,
+            EnvVar.HOST_MAX_IN_FLIGHT: str(self.host_max_in_flight),
+            EnvVar.HOST_LIMITS: format_host_limits(self.host_limits),
             EnvVar.POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
             EnvVar.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
             EnvVar.POWERTOOLS_LOG_LEVEL: self.log_level,

@@ -1,7 +1,9 @@
 """Intake: the queue internal systems write to, its dead-letter queue, and the ingest Lambda.
 
 The ingest Lambda reports batch item failures, so one bad message is retried alone and, after
-``maxReceiveCount`` receives, parked on the DLQ while the rest of its batch goes through.
+``maxReceiveCount`` receives, parked on the DLQ while the rest of its batch goes through. It may start
+exactly the workflow the delivery mode names: StartSyncExecution on the Express machine (fast path)
+or StartExecution on the Standard one, nothing else.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from constructs import Construct
 
 from infrastructure.functions import NotiflowFunction
 from infrastructure.spec import NotiflowSpec, Ref
-from lambdas.shared.constants import STEP_INGEST
+from lambdas.shared.constants import STEP_INGEST, DeliveryMode
 
 
 class Intake(Construct):
@@ -29,6 +31,7 @@ class Intake(Construct):
         spec: NotiflowSpec,
         code: lambda_.Code,
         state_machine: sfn.IStateMachine,
+        fast_path: sfn.IStateMachine,
         table_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -59,9 +62,16 @@ class Intake(Construct):
             spec=spec.function(STEP_INGEST),
             code=code,
             log_retention_days=spec.log_retention_days,
-            refs={Ref.STATE_MACHINE_ARN: state_machine.state_machine_arn, Ref.TABLE_NAME: table_name},
+            refs={
+                Ref.STATE_MACHINE_ARN: state_machine.state_machine_arn,
+                Ref.FAST_PATH_STATE_MACHINE_ARN: fast_path.state_machine_arn,
+                Ref.TABLE_NAME: table_name,
+            },
         )
         self.ingest.function.add_event_source(
             event_sources.SqsEventSource(self.queue, batch_size=intake.batch_size, report_batch_item_failures=True)
         )
-        state_machine.grant_start_execution(self.ingest.role)
+        if spec.delivery_mode is DeliveryMode.FAST_PATH:
+            self.ingest.allow(["states:StartSyncExecution"], [fast_path.state_machine_arn])
+        else:
+            self.ingest.allow(["states:StartExecution"], [state_machine.state_machine_arn])

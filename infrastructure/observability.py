@@ -1,7 +1,10 @@
 """Alarms for what needs a human, and an optional SNS topic (with an email subscription) to hear them.
 
-- Failed executions: every FAILED run is a notification that was rejected or could not be delivered,
-  waiting for a look and maybe a redrive.
+- Failed executions: every FAILED Standard run is a notification that was rejected or could not be
+  delivered, waiting for a look and maybe a redrive. A FAILED fast-path (Express) run was rejected, or
+  broke before its outcome was durable (its message comes back for another run).
+- Timed-out executions of either machine: a Standard run past its limits, or an Express run that hit its
+  timeout (its message comes back; many of them mean the fast path's budget is too tight).
 - DLQ depth: a message the ingest Lambda could not turn into a run.
 - Lambda errors. Ingest and deduplicate raise only when something is broken, so one error alarms.
   Validate and deliver raise named errors as part of the workflow contract (a rejection, a failed
@@ -56,6 +59,22 @@ class Observability(Construct):
                 "FailedExecutions",
                 workflow.state_machine.metric_failed(period=PERIOD, statistic="Sum"),
                 "Notiflow delivery runs FAILED: rejected input or a delivery that gave up; inspect and redrive.",
+            ),
+            self._at_least_one(
+                "TimedOutExecutions",
+                workflow.state_machine.metric_timed_out(period=PERIOD, statistic="Sum"),
+                "Notiflow Standard delivery runs TIMED_OUT; inspect and redrive.",
+            ),
+            self._at_least_one(
+                "FastPathFailedExecutions",
+                workflow.fast_path.metric_failed(period=PERIOD, statistic="Sum"),
+                "Notiflow fast-path runs FAILED: rejected input, or a run that broke before its outcome was durable "
+                "(its message returns to the queue); the Express log group has the failed runs.",
+            ),
+            self._at_least_one(
+                "FastPathTimedOutExecutions",
+                workflow.fast_path.metric_timed_out(period=PERIOD, statistic="Sum"),
+                "Notiflow fast-path runs hit the Express timeout; their messages return to the queue.",
             ),
             self._at_least_one(
                 "DeadLetterQueueNotEmpty",

@@ -12,6 +12,11 @@ changes the prefix (``notiflow-prod``) and every physical name follows.
 An environment value that only exists once a resource exists (the state machine ARN, the secret
 ARN, the table name as CloudFormation reports it) is a :class:`Ref`: each platform fills it in
 with what it has (a CloudFormation token on AWS, the real value locally).
+
+The delivery mode decides what ingest starts and how long it may take: in ``fast-path`` mode it runs
+the Express workflow synchronously, so its timeout covers a whole Express run and the queue's
+visibility timeout (six times that) outlasts an Express claim's lease, so a message whose run died
+is delivered again only once its claim can be taken over. Both state machines are always deployed.
 """
 
 from __future__ import annotations
@@ -25,9 +30,12 @@ from typing import Any, Final
 from infrastructure.config import NotiflowConfig
 from lambdas.shared.constants import (
     DEFAULT_DLQ_NAME,
+    DEFAULT_FAST_PATH_STATE_MACHINE_NAME,
+    DEFAULT_HOST_LEASES_TABLE_NAME,
     DEFAULT_QUEUE_NAME,
     DEFAULT_STATE_MACHINE_NAME,
     DEFAULT_TABLE_NAME,
+    HOST_LEASES_PARTITION_KEY,
     OPS_INDEX_NAME,
     OPS_INDEX_PROJECTION,
     OPS_SINCE_ATTRIBUTE,
@@ -44,16 +52,27 @@ from lambdas.shared.constants import (
     TABLE_PARTITION_KEY,
     TABLE_TTL_ATTRIBUTE,
     WORKFLOW_STEPS,
+    DeliveryMode,
     EnvVar,
     handler_path,
 )
-from workflows.definition import DeliveryRetryPolicy
+from workflows.definition import (
+    DeliveryRetryPolicy,
+    claim_lease_seconds,
+    fast_path_attempts,
+    fast_path_timeout_seconds,
+    render_definition,
+    render_fast_path_definition,
+)
 
 RUNTIME: Final = "python3.13"
 """One Python for every function; the bundled wheels are chosen for it (infrastructure/bundling.py)."""
 ARCHITECTURE: Final = "arm64"
 MEMORY_MB: Final = 256
 INGEST_TIMEOUT_SECONDS: Final = 30
+"""Standard mode: one StartExecution per record."""
+INGEST_SYNC_MARGIN_SECONDS: Final = 20
+"""Fast-path mode: ingest waits for whole Express runs, so its timeout is the Express timeout plus this."""
 STEP_TIMEOUT_SECONDS: Final = 15
 """Validate, deduplicate and the failure gate: one DynamoDB call at most."""
 VISIBILITY_TIMEOUT_FACTOR: Final = 6
@@ -61,6 +80,8 @@ VISIBILITY_TIMEOUT_FACTOR: Final = 6
 QUEUE_RETENTION_SECONDS: Final = 4 * 24 * 3600
 DEAD_LETTER_RETENTION_SECONDS: Final = 14 * 24 * 3600
 STATE_MACHINE_TYPE: Final = "STANDARD"
+FAST_PATH_STATE_MACHINE_TYPE: Final = "EXPRESS"
+STANDARD_LOG_LEVEL: Final = "ALL"
 
 TRACER_CAPTURE_RESPONSE: Final = "POWERTOOLS_TRACER_CAPTURE_RESPONSE"
 TRACER_CAPTURE_ERROR: Final = "POWERTOOLS_TRACER_CAPTURE_ERROR"
@@ -71,11 +92,15 @@ _DESCRIPTIONS: Final = {
     STEP_INGEST: "Notiflow: starts one delivery run per queued notification",
     STEP_VALIDATE: "Notiflow: checks the notification contract and the target URL policy",
     STEP_DEDUPLICATE: "Notiflow: claims the notification for this run with one conditional write",
-    STEP_DELIVER: "Notiflow: one signed HTTP delivery attempt",
+    STEP_DELIVER: "Notiflow: one signed HTTP delivery attempt, within the target host's limit",
     STEP_FAILURE_GATE: "Notiflow: fails the run after a failed delivery, reopens it on redrive",
     STEP_RECONCILE: "Notiflow: closes records of runs that stopped outside the workflow, reopens them on redrive",
 }
 TABLE_PLACEHOLDER: Final = "NotificationsTableName"
+STANDARD_ARN_PLACEHOLDER: Final = "StandardStateMachineArn"
+STANDARD_EXECUTION_PREFIX_PLACEHOLDER: Final = "StandardExecutionArnPrefix"
+FAST_PATH_STEPS: Final = (STEP_VALIDATE, STEP_DEDUPLICATE, STEP_DELIVER)
+"""The Lambdas the Express workflow invokes (it has no failure gate: Express runs cannot be redriven)."""
 
 
 class Ref(StrEnum):
@@ -83,6 +108,8 @@ class Ref(StrEnum):
 
     TABLE_NAME = "table-name"
     STATE_MACHINE_ARN = "state-machine-arn"
+    FAST_PATH_STATE_MACHINE_ARN = "fast-path-state-machine-arn"
+    HOST_LEASES_TABLE_NAME = "host-leases-table-name"
     SIGNING_SECRET_ARN = "signing-secret-arn"  # noqa: S105 - names a resource, holds no secret
 
 
@@ -155,6 +182,21 @@ class Names:
     def state_machine_log_group(self) -> str:
         """Where the state machine's execution events go (a vended-logs group)."""
         return f"/aws/vendedlogs/states/{self.state_machine}"
+
+    @property
+    def fast_path_state_machine(self) -> str:
+        """The Express workflow of the fast path, e.g. ``notiflow-fast-path``."""
+        return self._named(DEFAULT_FAST_PATH_STATE_MACHINE_NAME)
+
+    @property
+    def fast_path_log_group(self) -> str:
+        """Where the Express workflow's execution events go (its only history)."""
+        return f"/aws/vendedlogs/states/{self.fast_path_state_machine}"
+
+    @property
+    def host_leases_table(self) -> str:
+        """The per-host delivery slots, e.g. ``notiflow-host-leases``."""
+        return self._named(DEFAULT_HOST_LEASES_TABLE_NAME)
 
     @property
     def signing_secret(self) -> str:
@@ -290,13 +332,28 @@ class ReconcilerSpec:
 
 
 @dataclass(frozen=True)
+class HostLeasesSpec:
+    """The per-host delivery slots: one item per target host, expired by TTL when no longer used."""
+
+    name: str
+    partition_key: str = HOST_LEASES_PARTITION_KEY
+    ttl_attribute: str = TABLE_TTL_ATTRIBUTE
+
+
+@dataclass(frozen=True)
 class StateMachineSpec:
-    """The delivery workflow: the ASL file rendered with the functions' ARNs and the table name."""
+    """The Standard workflow: its ASL file rendered with the functions' ARNs and the table name.
+
+    ``fast_attempts`` is how many attempts the fast path makes before it hands over (0 in
+    ``standard`` mode); the Deliver retrier continues the schedule after them.
+    """
 
     name: str
     type: str
     log_group: str
+    log_level: str
     retry_policy: DeliveryRetryPolicy | None
+    fast_attempts: int = 0
 
     @staticmethod
     def substitutions(function_arns: Mapping[str, str], table_name: str) -> dict[str, str]:
@@ -304,6 +361,59 @@ class StateMachineSpec:
         values = {placeholder_for(step): function_arns[step] for step in WORKFLOW_STEPS}
         values[TABLE_PLACEHOLDER] = table_name
         return values
+
+    def render(self, function_arns: Mapping[str, str], table_name: str) -> str:
+        """The definition text both platforms create the state machine with."""
+        return render_definition(self.substitutions(function_arns, table_name), self.retry_policy, self.fast_attempts)
+
+
+@dataclass(frozen=True)
+class FastPathSpec:
+    """The Express workflow: its ASL file rendered with ARNs, the schedule, the quick retries and the lease."""
+
+    name: str
+    type: str
+    log_group: str
+    log_level: str
+    retry_policy: DeliveryRetryPolicy | None
+    fast_retries: int | None
+    attempt_deadline_seconds: int
+    lease_override_seconds: int | None = None
+    """Local stacks only: a lease on the tests' shortened time scale (the deployed lease is always derived)."""
+
+    @property
+    def lease_seconds(self) -> int:
+        """How long after its run's start an Express claim holds."""
+        if self.lease_override_seconds is not None:
+            return self.lease_override_seconds
+        return claim_lease_seconds(self.attempt_deadline_seconds)
+
+    @staticmethod
+    def substitutions(
+        function_arns: Mapping[str, str], table_name: str, standard_arn: str, standard_execution_prefix: str
+    ) -> dict[str, str]:
+        """The values of the Express definition's placeholders."""
+        values = {placeholder_for(step): function_arns[step] for step in FAST_PATH_STEPS}
+        values[TABLE_PLACEHOLDER] = table_name
+        values[STANDARD_ARN_PLACEHOLDER] = standard_arn
+        values[STANDARD_EXECUTION_PREFIX_PLACEHOLDER] = standard_execution_prefix
+        return values
+
+    def render(
+        self, function_arns: Mapping[str, str], table_name: str, standard_arn: str, standard_execution_prefix: str
+    ) -> str:
+        """The definition text both platforms create the Express state machine with.
+
+        ``standard_execution_prefix`` is the Standard machine's execution ARN up to and including
+        the ``:`` before the execution name (``arn:aws:states:<region>:<account>:execution:<name>:``).
+        """
+        return render_fast_path_definition(
+            self.substitutions(function_arns, table_name, standard_arn, standard_execution_prefix),
+            self.retry_policy,
+            self.fast_retries,
+            self.attempt_deadline_seconds,
+            self.lease_override_seconds,
+        )
 
 
 @dataclass(frozen=True)
@@ -314,7 +424,10 @@ class NotiflowSpec:
     functions: Mapping[str, FunctionSpec]
     intake: IntakeSpec
     table: TableSpec
+    host_leases: HostLeasesSpec
     state_machine: StateMachineSpec
+    fast_path: FastPathSpec
+    delivery_mode: DeliveryMode
     log_retention_days: int
     reconciler: ReconcilerSpec
 
@@ -323,21 +436,31 @@ class NotiflowSpec:
         return self.functions[step]
 
 
+def ingest_timeout_seconds(mode: DeliveryMode) -> int:
+    """Ingest's timeout: a few StartExecution calls, or (fast path) whole synchronous Express runs."""
+    if mode is DeliveryMode.FAST_PATH:
+        return fast_path_timeout_seconds() + INGEST_SYNC_MARGIN_SECONDS
+    return INGEST_TIMEOUT_SECONDS
+
+
 def _timeout(step: str, config: NotiflowConfig) -> int:
     if step == STEP_INGEST:
-        return INGEST_TIMEOUT_SECONDS
+        return ingest_timeout_seconds(config.delivery_mode)
     if step == STEP_DELIVER:
         return config.deliver_timeout_seconds
     return STEP_TIMEOUT_SECONDS
 
 
-def _refs(step: str) -> dict[str, Ref]:
-    """Every step reads the table name; only ingest starts runs and only deliver signs."""
+def _refs(step: str, mode: DeliveryMode) -> dict[str, Ref]:
+    """Every step reads the table name; ingest starts the workflow its mode names; deliver signs and limits hosts."""
     refs = {EnvVar.TABLE_NAME: Ref.TABLE_NAME}
-    if step == STEP_INGEST:
+    if step == STEP_INGEST and mode is DeliveryMode.FAST_PATH:
+        refs[EnvVar.FAST_PATH_STATE_MACHINE_ARN] = Ref.FAST_PATH_STATE_MACHINE_ARN
+    elif step == STEP_INGEST:
         refs[EnvVar.STATE_MACHINE_ARN] = Ref.STATE_MACHINE_ARN
     if step == STEP_DELIVER:
         refs[EnvVar.SIGNING_SECRET_ID] = Ref.SIGNING_SECRET_ARN
+        refs[EnvVar.HOST_LEASES_TABLE_NAME] = Ref.HOST_LEASES_TABLE_NAME
     return refs
 
 
@@ -358,7 +481,7 @@ def build_spec(config: NotiflowConfig, names: Names | None = None) -> NotiflowSp
             timeout_seconds=_timeout(step, config),
             log_group=names.function_log_group(step),
             environment=shared_environment,
-            refs=MappingProxyType(_refs(step)),
+            refs=MappingProxyType(_refs(step, config.delivery_mode)),
         )
 
     functions = {step: function_spec(step) for step in (STEP_INGEST, *WORKFLOW_STEPS)}
@@ -371,24 +494,44 @@ def build_spec(config: NotiflowConfig, names: Names | None = None) -> NotiflowSp
     intake = IntakeSpec(
         queue_name=names.queue,
         dead_letter_queue_name=names.dead_letter_queue,
-        visibility_timeout_seconds=VISIBILITY_TIMEOUT_FACTOR * INGEST_TIMEOUT_SECONDS,
+        visibility_timeout_seconds=VISIBILITY_TIMEOUT_FACTOR * ingest_timeout_seconds(config.delivery_mode),
         retention_seconds=QUEUE_RETENTION_SECONDS,
         dead_letter_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
         max_receive_count=config.max_receive_count,
         batch_size=config.ingest_batch_size,
     )
+    fast_mode = config.delivery_mode is DeliveryMode.FAST_PATH
     state_machine = StateMachineSpec(
         name=names.state_machine,
         type=STATE_MACHINE_TYPE,
         log_group=names.state_machine_log_group,
+        log_level=STANDARD_LOG_LEVEL,
         retry_policy=config.retry_policy(),
+        fast_attempts=fast_path_attempts(config.fast_retry_policy()) if fast_mode else 0,
     )
+    fast_path = FastPathSpec(
+        name=names.fast_path_state_machine,
+        type=FAST_PATH_STATE_MACHINE_TYPE,
+        log_group=names.fast_path_log_group,
+        log_level=config.express_log_level,
+        retry_policy=config.retry_policy(),
+        fast_retries=config.fast_path_retries,
+        attempt_deadline_seconds=config.deliver_timeout_seconds,
+    )
+    if fast_mode and intake.visibility_timeout_seconds < fast_path.lease_seconds + ingest_timeout_seconds(
+        config.delivery_mode
+    ):
+        # A message whose Express run died must come back only once that run's claim can be taken over.
+        raise ValueError("the intake visibility timeout must outlast an Express claim's lease and an ingest run")
     return NotiflowSpec(
         names=names,
         functions=MappingProxyType(functions),
         intake=intake,
         table=TableSpec(name=names.table),
+        host_leases=HostLeasesSpec(name=names.host_leases_table),
         state_machine=state_machine,
+        fast_path=fast_path,
+        delivery_mode=config.delivery_mode,
         log_retention_days=config.log_retention_days,
         reconciler=reconciler,
     )

@@ -34,6 +34,7 @@ class NotiflowStack(cdk.Stack):
             spec=spec,
             code=code,
             state_machine=self.workflow.state_machine,
+            fast_path=self.workflow.fast_path,
             table_name=self.storage.table.table_name,
         )
         self.reconciler = Reconciler(
@@ -57,7 +58,15 @@ class NotiflowStack(cdk.Stack):
             description="Messages ingest gave up on",
         )
         cdk.CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn)
+        cdk.CfnOutput(
+            self,
+            "FastPathStateMachineArn",
+            value=self.workflow.fast_path.state_machine_arn,
+            description="The Express workflow ingest runs in fast-path mode",
+        )
+        cdk.CfnOutput(self, "DeliveryMode", value=spec.delivery_mode.value)
         cdk.CfnOutput(self, "TableName", value=self.storage.table.table_name)
+        cdk.CfnOutput(self, "HostLeasesTableName", value=self.storage.host_leases.table_name)
         cdk.CfnOutput(
             self,
             "SigningSecretArn",

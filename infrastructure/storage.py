@@ -1,4 +1,4 @@
-"""State that outlives a run: the notifications table and the webhook signing secret."""
+"""State that outlives a run: the notifications table, the per-host delivery slots and the signing secret."""
 
 from __future__ import annotations
 
@@ -57,6 +57,20 @@ class Storage(Construct):
             sort_key=dynamodb.Attribute(name=index.sort_key, type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.INCLUDE,
             non_key_attributes=list(index.projected),
+        )
+        # Slots live for one attempt at most: nothing to keep when the stack goes.
+        self.host_leases = dynamodb.Table(
+            self,
+            "HostLeases",
+            table_name=spec.host_leases.name,
+            partition_key=dynamodb.Attribute(name=spec.host_leases.partition_key, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute=spec.host_leases.ttl_attribute,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         self.signing_secret = secretsmanager.Secret(
             self,

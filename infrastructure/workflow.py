@@ -1,14 +1,21 @@
-"""The delivery workflow: the four step Lambdas and the Standard state machine that runs them.
+"""The delivery workflows: the four step Lambdas, the Standard state machine and the Express fast path.
 
-The definition is ``workflows/notification_delivery.asl.json`` rendered by
-:func:`workflows.definition.render_definition` (ARNs and names substituted, the retry policy
-optionally overridden) and kept inline as ``DefinitionString``, so what the local engine runs,
-what linters read and what deploys are one text.
+Both definitions are the repository's ASL files rendered by the spec (``workflows/definition.py``:
+ARNs and names substituted, the retry schedule, the quick retries and the claim lease written in)
+and kept inline as ``DefinitionString``, so what the local engine runs, what linters read and what
+deploys are one text. Both machines are deployed whatever the delivery mode; ingest starts the one
+the mode names.
 
-Execution logging is at level ALL without execution data: state inputs carry the notification,
-whose target headers may hold receivers' bearer tokens and whose payload may hold personal data.
-Those stay in the execution history (IAM-guarded, kept 90 days, where redrive works from) rather
-than being copied into a log group with its own readers and retention.
+Standard execution logging is at level ALL without execution data: state inputs carry the
+notification, whose target headers may hold receivers' bearer tokens and whose payload may hold
+personal data. Those stay in the execution history (IAM-guarded, kept 90 days, where redrive
+works from) rather than being copied into a log group with its own readers and retention. The
+Express machine has no service-kept history: its log group is its only one, at a configurable
+level (ERROR by default, so failed runs stay findable without paying to log every success), also
+without execution data.
+
+The Express role may invoke only the three steps it runs, update only the notifications table and
+start executions of the Standard machine only.
 """
 
 from __future__ import annotations
@@ -24,11 +31,15 @@ from constructs import Construct
 
 from infrastructure.functions import NotiflowFunction, retention
 from infrastructure.nag import acknowledge
-from infrastructure.spec import NotiflowSpec, Ref, pascal
+from infrastructure.spec import FAST_PATH_STEPS, NotiflowSpec, Ref, pascal
 from infrastructure.storage import Storage
 from lambdas.shared.constants import STEP_DEDUPLICATE, STEP_DELIVER, WORKFLOW_STEPS
-from workflows.definition import render_definition
 
+EXPRESS_LOG_LEVEL_REASON: Final = (
+    "The fast path runs once per notification; logging every Express run at level ALL would bill CloudWatch Logs "
+    "ingestion for every successful delivery. Its level is the expressLogLevel setting (ERROR by default): failed "
+    "and timed-out runs stay findable, and everything after a hand-over is in the Standard run's history."
+)
 STATE_MACHINE_WILDCARD_REASON: Final = (
     "CDK grants the state machine role the CloudWatch Logs vended-delivery actions (logs:CreateLogDelivery, "
     "GetLogDelivery, UpdateLogDelivery, DeleteLogDelivery, ListLogDeliveries, PutResourcePolicy, "
@@ -50,7 +61,11 @@ class Workflow(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         table = storage.table
-        refs = {Ref.TABLE_NAME: table.table_name, Ref.SIGNING_SECRET_ARN: storage.signing_secret.secret_arn}
+        refs = {
+            Ref.TABLE_NAME: table.table_name,
+            Ref.SIGNING_SECRET_ARN: storage.signing_secret.secret_arn,
+            Ref.HOST_LEASES_TABLE_NAME: storage.host_leases.table_name,
+        }
         self.functions: dict[str, NotiflowFunction] = {
             step: NotiflowFunction(
                 self,
@@ -66,11 +81,12 @@ class Workflow(Construct):
             self.functions[step].allow(["dynamodb:GetItem", "dynamodb:UpdateItem"], [table.table_arn])
         deliver = self.functions[STEP_DELIVER]
         deliver.allow(["secretsmanager:GetSecretValue"], [storage.signing_secret.secret_arn])
+        deliver.allow(["dynamodb:UpdateItem"], [storage.host_leases.table_arn])
         deliver.node.add_dependency(storage.signing_key)
 
         machine = spec.state_machine
         arns = {step: fn.function.function_arn for step, fn in self.functions.items()}
-        self.definition = render_definition(machine.substitutions(arns, table.table_name), machine.retry_policy)
+        self.definition = machine.render(arns, table.table_name)
 
         self.log_group = logs.LogGroup(
             self,
@@ -85,7 +101,9 @@ class Workflow(Construct):
             state_machine_name=machine.name,
             state_machine_type=sfn.StateMachineType(machine.type),
             definition_body=sfn.DefinitionBody.from_string(self.definition),
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+            logs=sfn.LogOptions(
+                destination=self.log_group, level=sfn.LogLevel(machine.log_level), include_execution_data=False
+            ),
             tracing_enabled=True,
         )
         self.state_machine.add_to_role_policy(
@@ -98,3 +116,57 @@ class Workflow(Construct):
             iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[table.table_arn])
         )
         acknowledge(self.state_machine.role, "AwsSolutions-IAM5[Resource::*]", STATE_MACHINE_WILDCARD_REASON)
+
+        # The Express machine names the Standard one by its predictable ARN (a token of the stack's
+        # partition, region and account), and derives each hand-over's execution ARN from it.
+        stack = cdk.Stack.of(self)
+        standard_arn = stack.format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=machine.name,
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        execution_prefix = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{machine.name}:",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        fast_path = spec.fast_path
+        self.fast_path_definition = fast_path.render(arns, table.table_name, standard_arn, execution_prefix)
+        self.fast_path_log_group = logs.LogGroup(
+            self,
+            "FastPathLogs",
+            log_group_name=fast_path.log_group,
+            retention=retention(spec.log_retention_days),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.fast_path = sfn.StateMachine(
+            self,
+            "FastPath",
+            state_machine_name=fast_path.name,
+            state_machine_type=sfn.StateMachineType(fast_path.type),
+            definition_body=sfn.DefinitionBody.from_string(self.fast_path_definition),
+            logs=sfn.LogOptions(
+                destination=self.fast_path_log_group,
+                level=sfn.LogLevel(fast_path.log_level),
+                include_execution_data=False,
+            ),
+            tracing_enabled=True,
+        )
+        self.fast_path.node.add_dependency(self.state_machine)
+        self.fast_path.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[self.functions[step].function.function_arn for step in FAST_PATH_STEPS],
+            )
+        )
+        self.fast_path.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[table.table_arn])
+        )
+        self.fast_path.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:StartExecution"], resources=[self.state_machine.state_machine_arn])
+        )
+        acknowledge(self.fast_path.role, "AwsSolutions-IAM5[Resource::*]", STATE_MACHINE_WILDCARD_REASON)
+        if fast_path.log_level != "ALL":
+            acknowledge(self.fast_path, "AwsSolutions-SF1", EXPRESS_LOG_LEVEL_REASON)

@@ -1,20 +1,32 @@
-"""Load and render ``notification_delivery.asl.json`` for both engines.
+"""Load and render both workflow definitions for both engines.
 
-The CDK app and the embedded local stack both call :func:`render_definition`, so
-what is tested locally is exactly what deploys: the same file, with ARNs and
-names substituted, and the delivery retry policy (whose defaults live in the
-file itself) optionally overridden as a whole.
+``notification_delivery.asl.json`` is the Standard workflow; ``fast_path.asl.json`` is the Express
+workflow that makes the first attempt in ``fast-path`` mode and hands everything else over to the
+Standard one. The CDK app and the embedded local stack both call :func:`render_definition` and
+:func:`render_fast_path_definition`, so what is tested locally is exactly what deploys: the same
+files, with ARNs and names substituted, and the settings below written in.
 
-The longest Retry-After wait the deliver step honours is the schedule's longest
-wait (the Deliver retrier's ``MaxDelaySeconds``): rendering always writes it into
-the Deliver payload (``maxRetryAfterSeconds``), so the retrier is its one home and
-the deliver Lambda has no ceiling of its own.
+One home per setting:
+
+- The delivery retry schedule is the Standard ``Deliver`` retrier in the file (a deployment may
+  override it as a whole). The longest Retry-After wait honoured is the schedule's longest wait:
+  rendering writes it into both ``Deliver`` payloads (``maxRetryAfterSeconds``).
+- The quick retries of the fast path are the Express ``Deliver`` state's ``DeliveryRetryableError``
+  retrier in its file (a deployment may override how many; 0 is the literal "deliver once").
+- The total attempt budget stays the schedule's: in ``fast-path`` mode the Standard retrier is
+  rendered to *continue* the schedule after the fast path's attempts (it starts at the wait the
+  schedule owes next and allows that many fewer retries), and the Express run draws the wait the
+  schedule owes before the first Standard attempt (``handOver.waitSeconds``, FULL jitter).
+- The lease of an Express claim is the Express ``TimeoutSeconds`` plus the longest one delivery
+  attempt can take plus a margin, counted from the run's start, so it ends only once the run and
+  every invocation it started must be over.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -24,8 +36,13 @@ from typing import Any, Final
 from lambdas.shared.errors import DeliveryRetryableError
 
 DEFINITION_PATH: Final = Path(__file__).with_name("notification_delivery.asl.json")
+FAST_PATH_DEFINITION_PATH: Final = Path(__file__).with_name("fast_path.asl.json")
 DELIVER_STATE: Final = "Deliver"
+DEDUPLICATE_STATE: Final = "Deduplicate"
+HAND_OVER_RETRY_STATE: Final = "HandOverRetry"
 RETRY_AFTER_CEILING_FIELD: Final = "maxRetryAfterSeconds"
+LEASE_MARGIN_SECONDS: Final = 30
+"""Clock skew and scheduling slack on top of the longest an Express run and its invocations can last."""
 PLACEHOLDERS: Final = (
     "ValidateFunctionArn",
     "DeduplicateFunctionArn",
@@ -33,12 +50,21 @@ PLACEHOLDERS: Final = (
     "FailureGateFunctionArn",
     "NotificationsTableName",
 )
+FAST_PATH_PLACEHOLDERS: Final = (
+    "ValidateFunctionArn",
+    "DeduplicateFunctionArn",
+    "DeliverFunctionArn",
+    "NotificationsTableName",
+    "StandardStateMachineArn",
+    "StandardExecutionArnPrefix",
+)
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
+_MATH_RANDOM = re.compile(r"^States\.MathRandom\(1, \d+\)$")
 
 
 @dataclass(frozen=True)
 class DeliveryRetryPolicy:
-    """The back-off for retryable delivery failures: ASL Retry fields of the Deliver state."""
+    """A back-off for retryable delivery failures: the ASL Retry fields of a Deliver state."""
 
     interval_seconds: int
     max_attempts: int
@@ -48,9 +74,11 @@ class DeliveryRetryPolicy:
 
     def nominal_delays(self) -> list[float]:
         """Upper bound of each wait before a retry; FULL jitter draws uniformly below it."""
-        return [
-            min(self.interval_seconds * self.backoff_rate**n, self.max_delay_seconds) for n in range(self.max_attempts)
-        ]
+        return [self.bound(n) for n in range(1, self.max_attempts + 1)]
+
+    def bound(self, retry: int) -> float:
+        """Upper bound of the wait before retry number ``retry`` (1-based)."""
+        return min(self.interval_seconds * self.backoff_rate ** (retry - 1), self.max_delay_seconds)
 
     def describe(self) -> str:
         """One line for humans: how long the schedule keeps trying."""
@@ -60,6 +88,26 @@ class DeliveryRetryPolicy:
             f"{self.max_attempts} retries after the first attempt, starting at {self.interval_seconds}s, "
             f"x{self.backoff_rate:g} each time, capped at {self.max_delay_seconds}s, {self.jitter} jitter: "
             f"at most {total / 3600:.1f} h of waiting, {expected / 3600:.1f} h expected"
+        )
+
+    def continued_after(self, attempts: int) -> DeliveryRetryPolicy:
+        """This schedule as it continues once ``attempts`` attempts were already made elsewhere.
+
+        ``attempts`` (the fast path's) used up ``attempts - 1`` retries, and the wait before retry
+        ``attempts`` is the hand-over's. The continuation starts at the wait before retry
+        ``attempts + 1`` and allows ``max_attempts - attempts`` more, so the notification's total
+        stays ``1 + max_attempts`` attempts.
+        """
+        if attempts <= 0:
+            return self
+        if attempts > self.max_attempts:
+            raise ValueError(
+                f"the fast path makes {attempts} attempts, more than the schedule's {self.max_attempts} retries allow"
+            )
+        return replace(
+            self,
+            interval_seconds=math.ceil(self.bound(attempts + 1)),
+            max_attempts=self.max_attempts - attempts,
         )
 
     def to_retrier(self) -> dict[str, Any]:
@@ -95,8 +143,14 @@ class DeliveryRetryPolicy:
 
 @lru_cache(maxsize=1)
 def load_definition() -> dict[str, Any]:
-    """The definition as written in the repository, placeholders intact."""
+    """The Standard definition as written in the repository, placeholders intact."""
     return json.loads(DEFINITION_PATH.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def load_fast_path_definition() -> dict[str, Any]:
+    """The Express (fast path) definition as written in the repository, placeholders intact."""
+    return json.loads(FAST_PATH_DEFINITION_PATH.read_text(encoding="utf-8"))
 
 
 def _delivery_retrier(definition: dict[str, Any]) -> dict[str, Any]:
@@ -106,9 +160,7 @@ def _delivery_retrier(definition: dict[str, Any]) -> dict[str, Any]:
     raise LookupError(f"{DELIVER_STATE} has no Retry for {DeliveryRetryableError.__name__}")
 
 
-def default_retry_policy() -> DeliveryRetryPolicy:
-    """The delivery retry policy as written in the definition file (its one home)."""
-    retrier = _delivery_retrier(load_definition())
+def _policy(retrier: dict[str, Any]) -> DeliveryRetryPolicy:
     return DeliveryRetryPolicy(
         interval_seconds=int(retrier["IntervalSeconds"]),
         max_attempts=int(retrier["MaxAttempts"]),
@@ -118,34 +170,109 @@ def default_retry_policy() -> DeliveryRetryPolicy:
     )
 
 
+def default_retry_policy() -> DeliveryRetryPolicy:
+    """The delivery retry schedule as written in the Standard definition file (its one home)."""
+    return _policy(_delivery_retrier(load_definition()))
+
+
+def default_fast_retry_policy() -> DeliveryRetryPolicy:
+    """The fast path's quick retries as written in the Express definition file (their one home)."""
+    return _policy(_delivery_retrier(load_fast_path_definition()))
+
+
+def fast_path_timeout_seconds() -> int:
+    """The longest an Express run may last (its ``TimeoutSeconds``)."""
+    return int(load_fast_path_definition()["TimeoutSeconds"])
+
+
+def claim_lease_seconds(attempt_deadline_seconds: int) -> int:
+    """How long after its run's start an Express claim holds: the run, a last attempt begun at its end, a margin."""
+    return fast_path_timeout_seconds() + attempt_deadline_seconds + LEASE_MARGIN_SECONDS
+
+
+def fast_path_attempts(fast_retry_policy: DeliveryRetryPolicy | None = None) -> int:
+    """Attempts the fast path makes before it hands a retryable failure over: the first plus its quick retries."""
+    return 1 + (fast_retry_policy or default_fast_retry_policy()).max_attempts
+
+
+def hand_over_wait_bound(schedule: DeliveryRetryPolicy, attempts: int) -> int:
+    """Upper bound of the wait the schedule owes after ``attempts`` attempts (before the first Standard one)."""
+    return max(1, math.ceil(schedule.bound(attempts)))
+
+
 def retry_after_ceiling_seconds(definition: dict[str, Any] | None = None) -> int:
-    """The longest Retry-After wait honoured: the delivery retrier's ``MaxDelaySeconds``."""
+    """The longest Retry-After wait honoured: the delivery schedule's ``MaxDelaySeconds``."""
     return int(_delivery_retrier(definition or load_definition())["MaxDelaySeconds"])
+
+
+def _check_substitutions(substitutions: dict[str, str], expected: tuple[str, ...]) -> None:
+    missing = set(expected) - substitutions.keys()
+    unknown = substitutions.keys() - set(expected)
+    if missing or unknown:
+        raise KeyError(f"substitutions missing {sorted(missing)} unknown {sorted(unknown)}")
+
+
+def _substitute(definition: dict[str, Any], substitutions: dict[str, str]) -> str:
+    text = json.dumps(definition, indent=2)
+    return _PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], text)
 
 
 def render_definition(
     substitutions: dict[str, str],
     retry_policy: DeliveryRetryPolicy | None = None,
+    fast_attempts: int = 0,
 ) -> str:
-    """Definition JSON with ``${Name}`` placeholders replaced and an optional retry override.
+    """The Standard definition with ``${Name}`` placeholders replaced and the schedule written in.
 
-    Every placeholder must be supplied and nothing else may be: a typo fails here,
-    not as a runtime error inside a deployed workflow.
+    ``retry_policy`` overrides the schedule as a whole. ``fast_attempts`` is how many attempts the
+    fast path makes before it hands over (0 in ``standard`` mode): the Deliver retrier then continues
+    the schedule after them (:meth:`DeliveryRetryPolicy.continued_after`). Every placeholder must be
+    supplied and nothing else may be: a typo fails here, not as a runtime error inside a deployed
+    workflow.
     """
-    missing = set(PLACEHOLDERS) - substitutions.keys()
-    unknown = substitutions.keys() - set(PLACEHOLDERS)
-    if missing or unknown:
-        raise KeyError(f"substitutions missing {sorted(missing)} unknown {sorted(unknown)}")
+    _check_substitutions(substitutions, PLACEHOLDERS)
     definition = copy.deepcopy(load_definition())
-    if retry_policy is not None:
-        retry_policy.validate()
-        _delivery_retrier(definition).update(retry_policy.to_retrier())
+    schedule = retry_policy or default_retry_policy()
+    schedule.validate()
+    _delivery_retrier(definition).update(schedule.continued_after(fast_attempts).to_retrier())
     # A Retry-After answer is never honoured for longer than the schedule's own longest wait.
-    definition["States"][DELIVER_STATE]["Parameters"]["Payload"][RETRY_AFTER_CEILING_FIELD] = (
-        retry_after_ceiling_seconds(definition)
+    definition["States"][DELIVER_STATE]["Parameters"]["Payload"][RETRY_AFTER_CEILING_FIELD] = schedule.max_delay_seconds
+    return _substitute(definition, substitutions)
+
+
+def render_fast_path_definition(
+    substitutions: dict[str, str],
+    retry_policy: DeliveryRetryPolicy | None = None,
+    fast_retries: int | None = None,
+    attempt_deadline_seconds: int = 30,
+    lease_seconds: int | None = None,
+) -> str:
+    """The Express definition with placeholders replaced and the schedule-derived values written in.
+
+    ``retry_policy`` is the delivery schedule (as for :func:`render_definition`); ``fast_retries``
+    overrides how many quick retries the Express run makes (0: deliver once);
+    ``attempt_deadline_seconds`` is the longest one delivery attempt can take (the deliver Lambda's
+    timeout), from which the claim lease follows. ``lease_seconds`` replaces that lease: only the local
+    stack does, so tests see a crashed run's claim taken over on their shortened time scale.
+    """
+    _check_substitutions(substitutions, FAST_PATH_PLACEHOLDERS)
+    definition = copy.deepcopy(load_fast_path_definition())
+    schedule = retry_policy or default_retry_policy()
+    schedule.validate()
+    fast = default_fast_retry_policy().with_overrides(max_attempts=fast_retries)
+    attempts = fast_path_attempts(fast)
+    schedule.continued_after(attempts)  # refuses more quick retries than the schedule has
+    states = definition["States"]
+    _delivery_retrier(definition).update(fast.to_retrier())
+    states[DELIVER_STATE]["Parameters"]["Payload"][RETRY_AFTER_CEILING_FIELD] = schedule.max_delay_seconds
+    states[DEDUPLICATE_STATE]["Parameters"]["Payload"]["lease"]["seconds"] = (
+        lease_seconds if lease_seconds is not None else claim_lease_seconds(attempt_deadline_seconds)
     )
-    text = json.dumps(definition, indent=2)
-    return _PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], text)
+    hand_over = states[HAND_OVER_RETRY_STATE]["Parameters"]["handOver"]
+    if not _MATH_RANDOM.match(hand_over["waitSeconds.$"]):
+        raise ValueError(f"{HAND_OVER_RETRY_STATE} must draw handOver.waitSeconds with States.MathRandom(1, n)")
+    hand_over["waitSeconds.$"] = f"States.MathRandom(1, {hand_over_wait_bound(schedule, attempts)})"
+    return _substitute(definition, substitutions)
 
 
 def placeholder_names(text: str) -> set[str]:

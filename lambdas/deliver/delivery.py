@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.deliver import attempt_log, signing, transport
+from lambdas.deliver.host_limit import host_slot
 from lambdas.shared import aws
 from lambdas.shared.aws import process_cache
 from lambdas.shared.clock import utc_iso
 from lambdas.shared.config import Settings, get_settings
 from lambdas.shared.dal.notifications import NotificationStore
-from lambdas.shared.models import Category, DeliverRequest, DeliveryOutcome
-from lambdas.shared.observability import logger
+from lambdas.shared.models import Category, DeliverRequest, DeliveryOutcome, Notification
+from lambdas.shared.observability import logger, metrics
+from lambdas.shared.record import AttemptLogEntry
 
 SECRET_MAX_AGE_SECONDS: Final = 300
 """How long a fetched signing secret is reused; a rotation is picked up within this time."""
@@ -50,29 +54,33 @@ def load_signing_keys(settings: Settings) -> list[bytes]:
         ) from None
 
 
-def deliver(request: DeliverRequest, settings: Settings | None = None) -> DeliveryOutcome:
-    """Send one attempt and log it; the returned outcome carries the record's attempt number."""
+@dataclass(frozen=True)
+class Attempt:
+    """One invocation's result: the outcome (numbered as the record counts) and whether a request went out."""
+
+    outcome: DeliveryOutcome
+    sent: bool
+
+
+def deliver(request: DeliverRequest, settings: Settings | None = None) -> Attempt:
+    """Send one attempt and log it; the returned outcome carries the record's attempt number.
+
+    When this run already had an attempt accepted (an earlier invocation crashed or lost its answer
+    after the receiver said 2xx, or the run took over a crashed run's claim), that attempt is the
+    result and nothing is sent again. Raises HostBusyError, before sending, when the target host
+    has no free delivery slot.
+    """
     settings = settings or get_settings()
     notification = request.notification
     store = NotificationStore(settings.table_name)
     known = attempt_log.attempts_so_far(store, notification.notificationId, request.executionId)
+    if known is not None and known.succeeded is not None:
+        logger.info("accepted by an earlier invocation; not sent again", extra={"attempt": known.attempts})
+        metrics.add_metric(name="DeliveryAlreadyAccepted", unit="Count", value=1)
+        return Attempt(accepted_outcome(known.succeeded, known.attempts, notification.correlationId), sent=False)
     planned = (known.attempts if known is not None else request.retryCount) + 1
-    try:
-        keys = load_signing_keys(settings)
-    except SigningUnavailableError as exc:
-        logger.error("not sent: signing unavailable", extra={"detail": str(exc)})
-        outcome = DeliveryOutcome(
-            success=False,
-            retryEligible=True,
-            category=Category.CONNECTION_ERROR,
-            responseTime=0,
-            errorDetails=f"request not sent: {exc}",
-            timestamp=utc_iso(),
-            correlationId=notification.correlationId,
-            attempt=planned,
-        )
-    else:
-        outcome = transport.send(notification, planned, keys=keys, settings=settings)
+    with host_slot(settings, notification.target.host, request.executionId):
+        outcome = _attempt(notification, planned, settings)
     logger.info(
         "delivery attempt finished",
         extra={
@@ -86,4 +94,42 @@ def deliver(request: DeliverRequest, settings: Settings | None = None) -> Delive
     attempts = attempt_log.record_attempt(
         store, notification.notificationId, request.executionId, outcome, planned, known=known
     )
-    return outcome.model_copy(update={"attempt": attempts})
+    return Attempt(outcome.model_copy(update={"attempt": attempts}), sent=True)
+
+
+def _attempt(notification: Notification, planned: int, settings: Settings) -> DeliveryOutcome:
+    try:
+        keys = load_signing_keys(settings)
+    except SigningUnavailableError as exc:
+        logger.error("not sent: signing unavailable", extra={"detail": str(exc)})
+        return DeliveryOutcome(
+            success=False,
+            retryEligible=True,
+            category=Category.CONNECTION_ERROR,
+            responseTime=0,
+            errorDetails=f"request not sent: {exc}",
+            timestamp=utc_iso(),
+            correlationId=notification.correlationId,
+            attempt=planned,
+        )
+    return transport.send(notification, planned, keys=keys, settings=settings)
+
+
+def accepted_outcome(entry: AttemptLogEntry, attempts: int, correlation_id: str | None) -> DeliveryOutcome:
+    """The successful outcome of an attempt the record already logged as accepted."""
+    try:
+        status_text = HTTPStatus(entry.statusCode).phrase if entry.statusCode is not None else None
+    except ValueError:
+        status_text = None
+    return DeliveryOutcome(
+        success=True,
+        retryEligible=False,
+        category=Category.SUCCESS,
+        statusCode=entry.statusCode,
+        statusText=status_text,
+        responseTime=entry.responseTime,
+        timestamp=entry.timestamp,
+        correlationId=correlation_id,
+        attempt=max(attempts, entry.attempt),
+        responseBodyExcerpt=entry.responseBodyExcerpt,
+    )

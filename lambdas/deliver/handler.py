@@ -3,6 +3,7 @@
 Success returns ``{"outcome", "item"}``. Failure raises ``DeliveryRetryableError`` or
 ``DeliveryPermanentError`` (the names the workflow's Retry and Catch match) with the
 same dict as JSON in the message, so the failure path records the last outcome.
+``HostBusyError`` means nothing was sent: the target host has no free delivery slot.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.error("deliver input is malformed", extra={"errorDetails": outcome.errorDetails})
         raise DeliveryPermanentError(to_message(outcome)) from None
 
-    outcome = deliver(request)
-    _count(outcome)
+    attempt = deliver(request)
+    outcome = attempt.outcome
+    if attempt.sent:
+        _count(outcome)
     annotate("category", outcome.category.value)
     if outcome.success:
         return to_result(outcome)

@@ -1,8 +1,14 @@
-"""Turning SQS messages into executions: naming, the execution input, and the start call.
+"""Turning SQS messages into executions: naming, the execution input, and the start calls.
 
-The execution name is the first layer of deduplication: Step Functions keeps names
-unique per state machine for 90 days, so a re-sent notification cannot start a
-second run.
+The execution name is the first layer of deduplication in the Standard workflow: Step Functions
+keeps names unique per state machine for 90 days, so a re-sent notification cannot start a second
+run. The fast path's Express runs carry the same name (a hand-over starts the Standard run under
+it), but Express does not deduplicate by name: there the DynamoDB claim is the only exact layer.
+
+In ``fast-path`` mode ingest runs the Express workflow synchronously and acknowledges a message
+only when the run's outcome is durable (:func:`run_fast_path`); anything else leaves the message on
+the queue, so SQS delivers it again after the visibility timeout, and a new run takes over the
+crashed run's claim once its lease has expired.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from lambdas.shared.constants import REPLAY_ATTRIBUTE
+from lambdas.shared.constants import REPLAY_ATTRIBUTE, FastPathOutcome
+from lambdas.shared.errors import InvalidNotificationError
 from lambdas.shared.models import MAX_ID_LENGTH, MAX_NESTING_DEPTH, MAX_NOTIFICATION_BYTES
 from lambdas.shared.nesting import text_exceeds
 
@@ -103,6 +110,7 @@ def build_start_request(
         },
         "replay": replay,
         "expiresAt": int(now + ttl_days * 86400),
+        "fastPathExecutionArn": None,
     }
     return StartRequest(name=execution_name(notification_id, message_id if replay else None), input=execution_input)
 
@@ -120,3 +128,51 @@ def start(sfn_client: Any, state_machine_arn: str, request: StartRequest) -> tup
             return request.name, False
         raise
     return response["executionArn"], True
+
+
+class FastPathNotDoneError(RuntimeError):
+    """The Express run did not reach a durable outcome; the message stays on the queue for another run."""
+
+
+@dataclass(frozen=True)
+class FastPathResult:
+    """How one synchronous Express run ended, as ingest judges it."""
+
+    execution_arn: str
+    status: str
+    outcome: str | None
+    error: str | None = None
+
+    @property
+    def durable(self) -> bool:
+        """Whether the message can be acknowledged: delivered, handed over, rejected or owned by another run."""
+        if self.status == "SUCCEEDED":
+            return self.outcome in {o.value for o in FastPathOutcome if o.durable}
+        return self.status == "FAILED" and self.error == InvalidNotificationError.__name__
+
+
+def run_fast_path(sfn_client: Any, state_machine_arn: str, request: StartRequest) -> FastPathResult:
+    """StartSyncExecution of the Express workflow; the result says whether its outcome is durable.
+
+    A rejected notification ends the Express run FAILED with ``InvalidNotificationError`` after
+    its REJECTED record is written (as the Standard run does), so that counts as durable; every
+    other failure, a time-out, or a stale write does not.
+    """
+    response = sfn_client.start_sync_execution(
+        stateMachineArn=state_machine_arn,
+        name=request.name,
+        input=json.dumps(request.input, separators=(",", ":")),
+    )
+    outcome: str | None = None
+    if response.get("status") == "SUCCEEDED":
+        try:
+            parsed = json.loads(response.get("output") or "{}")
+        except ValueError:
+            parsed = {}
+        outcome = parsed.get("outcome") if isinstance(parsed, dict) else None
+    return FastPathResult(
+        execution_arn=str(response.get("executionArn", request.name)),
+        status=str(response.get("status")),
+        outcome=outcome,
+        error=response.get("error"),
+    )

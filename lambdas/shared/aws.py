@@ -20,7 +20,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Final, Generic, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -87,7 +87,25 @@ def client(service: str) -> Any:
     return session().client(service)
 
 
+SYNC_CALL_SECONDS: Final = 330
+"""Read timeout of a call that waits for the service to finish work: an Express run lasts 5 minutes at most."""
+
+
+@process_cache()
+def sync_client(service: str) -> Any:
+    """A client for calls that block until the service has done the work (StartSyncExecution).
+
+    Its read timeout outlasts the longest Express run, and it never retries: a retried
+    StartSyncExecution would start a second run while the first may still be going.
+    """
+    from botocore.config import Config
+
+    config = Config(read_timeout=SYNC_CALL_SECONDS, retries={"total_max_attempts": 1, "mode": "standard"})
+    return session().client(service, config=config)
+
+
 def clear() -> None:
     """Forget the session and every client (tests switch mocks and endpoints)."""
+    sync_client.cache_clear()
     client.cache_clear()
     session.cache_clear()

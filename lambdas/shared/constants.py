@@ -17,6 +17,11 @@ TABLE_PARTITION_KEY: Final = "notificationId"
 TABLE_TTL_ATTRIBUTE: Final = "expiresAt"
 DEFAULT_TABLE_NAME: Final = "notiflow-notifications"
 DEFAULT_STATE_MACHINE_NAME: Final = "notiflow-delivery"
+"""The Standard workflow: every notification that needs waiting, redrive or the console ends up here."""
+DEFAULT_FAST_PATH_STATE_MACHINE_NAME: Final = "notiflow-fast-path"
+"""The Express workflow that makes the first delivery attempt in ``fast-path`` mode."""
+DEFAULT_HOST_LEASES_TABLE_NAME: Final = "notiflow-host-leases"
+HOST_LEASES_PARTITION_KEY: Final = "host"
 DEFAULT_QUEUE_NAME: Final = "notiflow-intake"
 DEFAULT_DLQ_NAME: Final = "notiflow-intake-dlq"
 
@@ -54,6 +59,54 @@ class RecordStatus(StrEnum):
     def terminal(self) -> bool:
         """Whether no run will change this status again (short of a redrive or a replay)."""
         return self is not RecordStatus.PROCESSING
+
+
+class DeliveryMode(StrEnum):
+    """Which workflow ingest starts for a notification.
+
+    ``fast-path``: a synchronous Express run makes the first attempt (plus a few quick retries) and hands
+    anything else over to the Standard workflow. ``standard``: every notification runs in the Standard
+    workflow from the start.
+    """
+
+    FAST_PATH = "fast-path"
+    STANDARD = "standard"
+
+
+class FastPathOutcome(StrEnum):
+    """How an Express run ended, as its output's ``outcome`` says (ingest reads it)."""
+
+    SUCCESS = "SUCCESS"
+    """Delivered and recorded SUCCESS."""
+    DUPLICATE = "DUPLICATE"
+    """Delivered, failed or rejected already, or owned by a Standard run; nothing was sent."""
+    HANDED_OVER = "HANDED_OVER"
+    """The Standard run with the notification's execution name owns it now."""
+    BUSY = "BUSY"
+    """Another Express run holds a live claim; only its SQS message guards it, and that may be this very
+    message delivered twice, so this one stays on the queue until the holder's outcome is known."""
+    STALE = "STALE"
+    """A conditional write found the record was no longer this run's; the next delivery of the message decides."""
+
+    @property
+    def durable(self) -> bool:
+        """Whether the outcome is safe to acknowledge: something other than this SQS message now guards it."""
+        return self not in (FastPathOutcome.BUSY, FastPathOutcome.STALE)
+
+
+class HandOverKind(StrEnum):
+    """Why an Express run handed a notification over, and so where the Standard run picks it up."""
+
+    RETRY = "retry"
+    """A retryable failure after the fast attempts: wait the schedule's next back-off, then deliver."""
+    RETRY_AFTER = "retryAfter"
+    """The receiver asked to come back later: wait as asked, then deliver."""
+    HOST_BUSY = "hostBusy"
+    """The target host stayed at its limit of deliveries in flight: deliver (the busy retrier waits)."""
+    FAILED = "failed"
+    """A permanent failure: record FAILED and stop at the failure gate (redrivable)."""
+    UNEXPECTED = "unexpected"
+    """An error outside the delivery contract (e.g. a timed-out attempt): record FAILED, no blind retry."""
 
 
 class ExecutionStatus(StrEnum):
@@ -105,6 +158,11 @@ class EnvVar:
 
     TABLE_NAME: Final = "NOTIFLOW_TABLE_NAME"
     STATE_MACHINE_ARN: Final = "NOTIFLOW_STATE_MACHINE_ARN"
+    FAST_PATH_STATE_MACHINE_ARN: Final = "NOTIFLOW_FAST_PATH_STATE_MACHINE_ARN"
+    DELIVERY_MODE: Final = "NOTIFLOW_DELIVERY_MODE"
+    HOST_LEASES_TABLE_NAME: Final = "NOTIFLOW_HOST_LEASES_TABLE_NAME"
+    HOST_MAX_IN_FLIGHT: Final = "NOTIFLOW_HOST_MAX_IN_FLIGHT"
+    HOST_LIMITS: Final = "NOTIFLOW_HOST_LIMITS"
     SIGNING_SECRET_ID: Final = "NOTIFLOW_SIGNING_SECRET_ID"  # noqa: S105 - a variable name, not a secret
     CONNECT_TIMEOUT_SECONDS: Final = "NOTIFLOW_CONNECT_TIMEOUT_SECONDS"
     READ_TIMEOUT_SECONDS: Final = "NOTIFLOW_READ_TIMEOUT_SECONDS"

@@ -44,5 +44,13 @@ class StorageError(RetryableError):
     """DynamoDB could not be reached or throttled the request."""
 
 
+class HostBusyError(RetryableError):
+    """The target host already has its limit of deliveries in flight; nothing was sent.
+
+    Not a delivery attempt: the workflow waits in its own Retry (no compute) whose counter is
+    separate from the delivery retry budget, then tries again.
+    """
+
+
 RETRYABLE_DELIVERY_ERRORS: tuple[str, ...] = (DeliveryRetryableError.__name__,)
 DELIVERY_ERRORS: tuple[str, ...] = (DeliveryRetryableError.__name__, DeliveryPermanentError.__name__)

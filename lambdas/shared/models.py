@@ -112,7 +112,11 @@ class DeliveryOutcome(BaseModel):
 
 
 class ExecutionInput(BaseModel):
-    """What ingest passes to StartExecution; ``notification`` is the parsed body, unvalidated."""
+    """What ingest passes to either workflow; ``notification`` is the parsed body, unvalidated.
+
+    A Standard run started by the fast path gets the same fields (and, for a hand-over, the
+    Express run's first outcome besides them, which Validate does not read).
+    """
 
     model_config = ConfigDict(extra="allow")
 
@@ -123,26 +127,56 @@ class ExecutionInput(BaseModel):
     source: dict[str, Any] = Field(default_factory=dict)
     replay: bool = False
     expiresAt: int = Field(description="epoch seconds after which DynamoDB may expire the record")
+    fastPathExecutionArn: str | None = Field(
+        default=None, description="the Express run that started this Standard run (None when ingest did)"
+    )
+
+
+class RetryAfterCount(BaseModel):
+    """Retry-After waits honoured so far in this run (the workflow adds the seconds of the next one)."""
+
+    waits: int = Field(default=0, ge=0)
 
 
 class ValidatedInput(BaseModel):
-    """Validate's output: the same execution input with a normalized notification."""
+    """Validate's output: the state the rest of either workflow works on.
+
+    Besides the normalized notification it starts the run's Retry-After count and carries the
+    fast-path link, so no state downstream needs a Pass state to initialise them.
+    """
 
     notificationId: str
     notification: Notification
     source: dict[str, Any] = Field(default_factory=dict)
     replay: bool = False
     expiresAt: int
+    retryAfter: RetryAfterCount = Field(default_factory=RetryAfterCount)
+    fastPathExecutionArn: str | None = None
+
+
+class ClaimLease(BaseModel):
+    """How long an Express run's claim holds: until its run (and any invocation it started) must be over."""
+
+    seconds: int = Field(ge=1, description="from the run's start; the definition renders it from the timeouts")
+    startedAt: str = Field(description="$$.Execution.StartTime of the claiming run")
 
 
 class ClaimRequest(BaseModel):
-    """Deduplicate's input."""
+    """Deduplicate's input, from either workflow.
+
+    An Express run sends ``lease`` (its claim expires, so a later run can take it over after a
+    crash) and ``standardExecutionArn`` (the run a hand-over would start). A Standard run sends
+    ``handedOverBy``: the Express run that handed it over, whose claim it may take.
+    """
 
     notificationId: str
     executionId: str
     replay: bool = False
     expiresAt: int
     notification: Notification
+    lease: ClaimLease | None = None
+    standardExecutionArn: str | None = None
+    handedOverBy: str | None = None
 
 
 class ClaimResult(BaseModel):
@@ -151,6 +185,11 @@ class ClaimResult(BaseModel):
     claimed: bool
     duplicate: bool
     reason: str
+    handedOver: bool = Field(
+        default=False, description="the record is PROCESSING under the Standard run a hand-over starts"
+    )
+    takenOver: bool = Field(default=False, description="claimed from a crashed Express run whose lease expired")
+    busy: bool = Field(default=False, description="another Express run holds a live claim (its lease has not ended)")
     existingStatus: str | None = None
     existingExecutionArn: str | None = None
 

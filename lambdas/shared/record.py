@@ -1,10 +1,18 @@
 """The notification record: the one model of the DynamoDB item (partition key ``notificationId``).
 
 Writers are the Deduplicate claim, the deliver step's attempt log (both through
-``lambdas.shared.dal.notifications``) and the workflow's native ``UpdateItem`` states, whose
-typed values the deliver step produces with :meth:`NotificationRecord.typed_values`. Every
-attribute any of them sets is a field here; ``tests/unit/test_record.py`` parses the ASL
-expressions and fails when an attribute is written there but missing here.
+``lambdas.shared.dal.notifications``) and the native ``UpdateItem`` states of both workflows
+(Standard and the Express fast path), whose typed values the deliver step produces with
+:meth:`NotificationRecord.typed_values`. Every attribute any of them sets is a field here;
+``tests/unit/test_record.py`` parses the ASL expressions and fails when an attribute is written
+there but missing here.
+
+Operator index (``opsStatus``, ``opsSince``): every writer keeps them so a sparse index holds
+exactly the records an operator may need to look at. They are present while the record is
+PROCESSING under a Standard run (a Standard claim, or a hand-over from the fast path), or
+FAILED, or REJECTED, and then equal ``status``; ``opsSince`` is when it took that value. A
+SUCCESS write removes both; an Express-owned PROCESSING claim has neither (its SQS message
+guards it until the Express run's outcome is durable).
 """
 
 from __future__ import annotations
@@ -65,19 +73,32 @@ class NotificationRecord(BaseModel):
     correlationId: str | None = None
     expiresAt: int | None = Field(default=None, description="epoch seconds; the table's TTL attribute")
     replayedAt: str | None = None
+    leaseExpiresAt: int | None = Field(
+        default=None,
+        description="epoch seconds; set on an Express run's claim: after it, another run may take the claim over",
+    )
     # the fast path handing over to the Standard workflow
     fastPathExecutionArn: str | None = None
+    handedOverAt: str | None = None
     # the deliver step's attempt log
     attempts: int = 0
     lastDeliveryAttempt: str | None = None
     attemptLog: tuple[AttemptLogEntry, ...] = ()
     attemptLogDropped: int = Field(default=0, description="attempts dropped from the middle of attemptLog")
+    successfulAttempt: AttemptLogEntry | None = Field(
+        default=None,
+        description="the attempt the receiver accepted, kept until SUCCESS is recorded, so a retried or "
+        "taken-over run records it instead of sending again",
+    )
     # the workflow's terminal writes
     deliveryResult: DeliveryOutcome | None = None
     deliveredAt: str | None = None
     failureReason: str | None = None
     errorName: str | None = None
     failedAtRedriveCount: int | None = None
+    failedStep: str | None = Field(
+        default=None, description="the state a FAILED run stopped in before delivering (Validate, Deduplicate)"
+    )
     rejectedAt: str | None = None
     # a redrive reopening a FAILED record
     redriveCount: int | None = None

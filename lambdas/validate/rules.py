@@ -169,4 +169,5 @@ def validate_execution_input(event_input: Any, settings: Settings) -> ValidatedI
         source=execution_input.source,
         replay=execution_input.replay,
         expiresAt=execution_input.expiresAt,
+        fastPathExecutionArn=execution_input.fastPathExecutionArn,
     )

@@ -8,6 +8,10 @@ recorded with its Standard Webhooks signature verdict when the receiver knows th
 Responses go out in one ``send`` on a TCP_NODELAY socket: with Nagle on, a keep-alive
 client waits about 45 ms per request for the delayed ACK.
 
+The receiver also measures how many requests each host (the ``Host`` header's name) had in
+flight at once, from the moment a request's body was read until its response was sent:
+:meth:`WebhookReceiver.peak_in_flight` says whether per-host back-pressure held.
+
     with WebhookReceiver(secret="whsec_...") as rx:
         rx.script("/flaky", [Step(503), Step(200)])
         ...  # deliver to rx.url("/flaky")
@@ -127,8 +131,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self.headers.get("Connection", "").lower() == "close":
             self.close_connection = True
-        step = self.server.receiver._take(self, body)
-        self._respond(step)
+        receiver = self.server.receiver
+        host = receiver._enter(self.headers.get("Host", ""))
+        try:
+            step = receiver._take(self, body)
+            self._respond(step)
+        finally:
+            receiver._leave(host)
 
     do_POST = do_PUT = do_GET = do_PATCH = do_DELETE = _handle
 
@@ -233,6 +242,8 @@ class WebhookReceiver:
         self._cursor: dict[str, int] = {}
         self._records: list[RecordedRequest] = []
         self._connections: set[socket.socket] = set()
+        self._in_flight: dict[str, int] = {}
+        self._peak: dict[str, int] = {}
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -323,6 +334,24 @@ class WebhookReceiver:
                 if remaining <= 0:
                     raise TimeoutError(f"{path} received {len(records)} of {count} requests")
                 self._lock.wait(remaining)
+
+    def peak_in_flight(self, host: str | None = None) -> int:
+        """Most requests in flight at once for ``host`` (the Host header's name, port left out), or any host."""
+        with self._lock:
+            if host is None:
+                return max(self._peak.values(), default=0)
+            return self._peak.get(host.lower(), 0)
+
+    def _enter(self, host_header: str) -> str:
+        host = urlsplit(f"//{host_header}").hostname or host_header.lower()
+        with self._lock:
+            self._in_flight[host] = self._in_flight.get(host, 0) + 1
+            self._peak[host] = max(self._peak.get(host, 0), self._in_flight[host])
+        return host
+
+    def _leave(self, host: str) -> None:
+        with self._lock:
+            self._in_flight[host] -= 1
 
     def _track(self, connection: socket.socket, *, add: bool) -> None:
         with self._lock:

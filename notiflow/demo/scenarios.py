@@ -2,14 +2,20 @@
 
 Starts the embedded stack and a local webhook receiver on 127.0.0.1, sends a
 realistic batch through SQS, waits for every run and prints what happened. Every
-cell of the table is read back from the DynamoDB record, the execution history or
+cell of the table is read back from the DynamoDB record, the execution histories or
 the receiver's log of requests it really received, never from what the scenario
 expected.
+
+In ``fast-path`` mode a notification may have two runs: the Express run that made the first
+attempt and, when it handed over, the Standard run (same name) that took it from there. The
+table shows the run that decided the outcome, counts attempts across both, and its last column
+says which path each notification took.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import threading
 import time
@@ -18,12 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from lambdas.ingest.starter import execution_name
-from lambdas.shared.constants import RecordStatus
+from lambdas.shared.constants import DeliveryMode, RecordStatus
 from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local.stack import EmbeddedStack, StackSettings
 from notiflow.operate.runs import RunStore, summarize_history
 from notiflow.shared.lambda_logs import DEMO_LOG, lambda_output_to
 from notiflow.shared.table import render_table
+from notiflow.shared.waiting import wait_until
 from workflows.definition import default_retry_policy
 
 READ_TIMEOUT_SECONDS = 1.0
@@ -85,11 +92,57 @@ def notification_for(scenario: Scenario, receiver: WebhookReceiver) -> dict[str,
     return body
 
 
-def _wait_for_runs(store: RunStore, names: list[str], timeout: float = RUN_DEADLINE_SECONDS) -> None:
+@dataclass(frozen=True)
+class Stores:
+    """Where the demo reads runs back: the Standard machine and, in fast-path mode, the Express one."""
+
+    standard: RunStore
+    fast_path: RunStore | None
+
+    def runs_named(self, names: list[str]) -> list[tuple[str, dict[str, Any]]]:
+        """(path, execution) of every run called one of ``names``: Express runs first, oldest first."""
+        found: list[tuple[str, dict[str, Any]]] = []
+        for path, store in (("fast path", self.fast_path), ("standard", self.standard)):
+            if store is None:
+                continue
+            executions = [e for e in store.executions() if e["name"] in names]
+            found += [(path, e) for e in sorted(executions, key=lambda e: e["startDate"])]
+        return found
+
+
+def _wait_for_runs(stores: Stores, names: list[str], timeout: float = RUN_DEADLINE_SECONDS) -> None:
     """Bounded wait until every named execution exists and has finished."""
     deadline = time.monotonic() + timeout
+    store = stores.standard
     for name in names:
         store.wait_for_finish(store.execution_arn(name), max(deadline - time.monotonic(), 0.0), interval=0.05)
+
+
+def _wait_for_fast_path(
+    stack: EmbeddedStack, stores: Stores, batch: list[Scenario], timeout: float = RUN_DEADLINE_SECONDS
+) -> None:
+    """Bounded wait until the queue is drained, every record is terminal and every hand-over's run has finished."""
+    sqs = stack.client("sqs")
+    counts = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
+
+    def pending() -> int:
+        attributes = sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=list(counts))["Attributes"]
+        return sum(int(attributes[name]) for name in counts)
+
+    deadline = time.monotonic() + timeout
+    wait_until(pending, lambda left: left == 0, timeout=timeout, describe="the intake queue to drain")
+    for scenario in batch:
+        for name in scenario.execution_names:
+            notification_id = scenario.notification_id or name
+            record = wait_until(
+                functools.partial(stores.standard.record, notification_id),
+                lambda found: found is not None and RecordStatus(found["status"]).terminal,
+                timeout=max(deadline - time.monotonic(), 0.0),
+                describe=f"{notification_id} to reach a terminal status",
+            )
+            owner = str((record or {}).get("executionArn", ""))
+            if owner.startswith(stores.standard.execution_arn("")):
+                stores.standard.wait_for_finish(owner, max(deadline - time.monotonic(), 0.0))
 
 
 def _execution_names(scenario: Scenario, message_ids: list[str]) -> list[str]:
@@ -98,23 +151,30 @@ def _execution_names(scenario: Scenario, message_ids: list[str]) -> list[str]:
     return [f"sqs-{message_id}" for message_id in message_ids]
 
 
-def row_for(store: RunStore, receiver: WebhookReceiver, scenario: Scenario) -> tuple[Any, ...]:
+def row_for(stores: Stores, receiver: WebhookReceiver, scenario: Scenario) -> tuple[Any, ...]:
+    store = stores.standard
     name = scenario.execution_names[0]
-    execution = store.describe(store.execution_arn(name))
     notification_id = scenario.notification_id or name
     record = store.record(notification_id) or {}
     result = record.get("deliveryResult") or {}
-    visits = summarize_history(store.history(execution["executionArn"]))
+    runs = stores.runs_named(scenario.execution_names)
+    # The runs that worked on the delivered (or failed) notification: the Express run the record names
+    # (the one that owned it last, or the one that handed over) and the Standard run, if any.
+    owners = {record.get("executionArn"), record.get("fastPathExecutionArn")}
+    deciding = [(path, e) for path, e in runs if e["executionArn"] in owners] or runs[-1:]
+    histories = [summarize_history(store.history(e["executionArn"])) for _, e in deciding]
+    visits = [visit for history in histories for visit in history]
+    execution = deciding[-1][1]
     retries = max(sum(v.attempts for v in visits if v.name == "Deliver") - 1, 0)
     waits = [v.input["retryAfter"]["seconds"] for v in visits if v.name == "WaitRetryAfter"]
-    runs = [e for e in store.executions() if e["name"] in scenario.execution_names or e["name"] == name]
     received = [
         r for r in receiver.requests_for(scenario.path) if r.headers.get("webhook-id") == scenario.notification_id
     ]
     signed = sum(1 for r in received if r.signature_valid)
     note = record.get("failureReason") or ""
     if scenario.sends > 1:
-        note = f"{scenario.sends} messages sent -> {len(runs)} run, {len(received)} request(s) received"
+        plural = "s" * (len(runs) != 1)
+        note = f"{scenario.sends} messages sent -> {len(runs)} run{plural}, {len(received)} request(s) received"
     elif record.get("status") == RecordStatus.SUCCESS:
         note = f"{len(received)} received, {signed} with valid signature"
     if waits:
@@ -129,6 +189,7 @@ def row_for(store: RunStore, receiver: WebhookReceiver, scenario: Scenario) -> t
         retries,
         execution["status"],
         note,
+        " -> ".join(dict.fromkeys(p for p, _ in deciding)),
     )
 
 
@@ -138,26 +199,44 @@ def run_demo(
     port: int = 0,
     out: TextIO | None = None,
     open_browser: bool = False,
+    delivery_mode: DeliveryMode | None = None,
 ) -> int:
-    """Run the batch and print the table; with ``keep_running`` leave it all up with the console."""
+    """Run the batch and print the table; with ``keep_running`` leave it all up with the console.
+
+    ``delivery_mode`` None runs the local stack's default mode.
+    """
     out = out or sys.stdout
     started = time.monotonic()
     if keep_running and not port:
         port = KEPT_PORT
     settings = StackSettings(port=port or None, time_scale=time_scale, read_timeout_seconds=READ_TIMEOUT_SECONDS)
+    if delivery_mode is not None:
+        settings = StackSettings(**{**settings.__dict__, "delivery_mode": delivery_mode})
     print(f"Starting the embedded stack (time scale {time_scale:g}) and a webhook receiver on 127.0.0.1 ...", file=out)
     with (
         lambda_output_to(DEMO_LOG) as log_path,
         EmbeddedStack(settings) as stack,
         WebhookReceiver(secret=stack.signing_secret) as receiver,
     ):
-        store = RunStore(
-            stack.client("dynamodb"), stack.client("stepfunctions"), stack.table_name, stack.state_machine_arn
+        fast_mode = stack.delivery_mode is DeliveryMode.FAST_PATH
+        stores = Stores(
+            standard=RunStore(
+                stack.client("dynamodb"), stack.client("stepfunctions"), stack.table_name, stack.state_machine_arn
+            ),
+            fast_path=RunStore(
+                stack.client("dynamodb"),
+                stack.client("stepfunctions"),
+                stack.table_name,
+                stack.fast_path_state_machine_arn,
+            )
+            if fast_mode
+            else None,
         )
         batch = scenarios()
         for scenario in batch:
             if scenario.steps:
                 receiver.script(scenario.path, scenario.steps)
+        print(f"Delivery mode: {stack.delivery_mode.value}", file=out)
         print(f"Delivery retry policy: {default_retry_policy().describe()}", file=out)
         print(f"Sending {sum(s.sends for s in batch)} messages through SQS ...", file=out)
         for scenario in batch:
@@ -165,13 +244,33 @@ def run_demo(
             message_ids = [stack.send_notification(body) for _ in range(scenario.sends)]
             scenario.execution_names = _execution_names(scenario, message_ids)
         names = [name for scenario in batch for name in scenario.execution_names]
-        _wait_for_runs(store, names)
-        rows = [row_for(store, receiver, scenario) for scenario in batch]
-        headers = ("scenario", "notification", "status", "attempts", "last code", "latency", "retries", "run", "note")
+        if fast_mode:
+            _wait_for_fast_path(stack, stores, batch)
+        else:
+            _wait_for_runs(stores, names)
+        rows = [row_for(stores, receiver, scenario) for scenario in batch]
+        headers = (
+            "scenario",
+            "notification",
+            "status",
+            "attempts",
+            "last code",
+            "latency",
+            "retries",
+            "run",
+            "note",
+            "path",
+        )
         print("", file=out)
         print(render_table(headers, rows, max_width=60), file=out)
         elapsed = time.monotonic() - started
-        print(f"\n{len(rows)} notifications, {len(names)} runs, finished in {elapsed:.1f} s.", file=out)
+        runs = stores.runs_named(names)
+        by_path = {path: sum(1 for p, _ in runs if p == path) for path in dict.fromkeys(p for p, _ in runs)}
+        split = ", ".join(f"{count} {path}" for path, count in by_path.items())
+        print(
+            f"\n{len(rows)} notifications, {len(runs)} runs ({split}), finished in {elapsed:.1f} s.",
+            file=out,
+        )
         print_next_steps(stack, batch, keep_running, out)
         print(f"  {log_path!s:<30} the Lambda logs of this run (JSON, one line each)", file=out)
         if keep_running:

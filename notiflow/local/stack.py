@@ -17,7 +17,7 @@ import socket
 import threading
 import zipfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -28,12 +28,12 @@ from botocore.config import Config
 from infrastructure.config import NotiflowConfig
 from infrastructure.signing_key_handler import generate_signing_key
 from infrastructure.spec import Names, NotiflowSpec, Ref, TargetPolicy, build_spec
-from lambdas.shared.constants import STEP_INGEST
+from lambdas.shared.constants import STEP_INGEST, DeliveryMode
 from notiflow.local import engine
 from notiflow.local.reconciler import wire_reconciler
 from notiflow.local.sqs_poller import SqsPoller
 from notiflow.operate.runs import execution_arn
-from workflows.definition import DeliveryRetryPolicy, render_definition
+from workflows.definition import DeliveryRetryPolicy
 
 LOG = logging.getLogger(__name__)
 
@@ -79,6 +79,9 @@ class StackSettings:
     Settings left at None take the deployed value from the spec (infrastructure/spec.py), so a
     default local stack runs what AWS runs; only ``target_policy`` differs by default (receivers
     on 127.0.0.1 are allowed, see :class:`TargetPolicy`).
+
+    ``delivery_mode`` defaults to ``standard`` locally for now: the local engine does not run
+    Express state machines (StartSyncExecution) yet. Both state machines are provisioned either way.
     """
 
     port: int | None = None
@@ -90,6 +93,12 @@ class StackSettings:
     queue_visibility_timeout_seconds: int | None = None
     max_receive_count: int | None = None
     target_policy: TargetPolicy = TargetPolicy.LOCAL
+    delivery_mode: DeliveryMode | str | None = DeliveryMode.STANDARD
+    fast_path_retries: int | None = None
+    fast_path_lease_seconds: int | None = None
+    """An Express claim's lease; None derives it as deployed. Tests shorten it with their time scale."""
+    host_max_in_flight: int | None = None
+    host_limits: Mapping[str, int] | str | None = None
     start_poller: bool = True
     poller_batch_size: int | None = None
     poller_wait_seconds: int = 1
@@ -111,6 +120,10 @@ class StackSettings:
             "read_timeout_seconds": self.read_timeout_seconds,
             "max_receive_count": self.max_receive_count,
             "log_level": self.log_level,
+            "delivery_mode": self.delivery_mode,
+            "fast_path_retries": self.fast_path_retries,
+            "host_max_in_flight": self.host_max_in_flight,
+            "host_limits": self.host_limits,
         }
         fields = {**TargetPolicy(self.target_policy).config_fields()}
         fields.update({name: value for name, value in chosen.items() if value is not None})
@@ -154,6 +167,12 @@ class EmbeddedStack:
         self.table_name = self.spec.table.name
         self.state_machine_name = self.spec.state_machine.name
         self.state_machine_arn = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{self.state_machine_name}"
+        self.fast_path_state_machine_name = self.spec.fast_path.name
+        self.fast_path_state_machine_arn = (
+            f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{self.fast_path_state_machine_name}"
+        )
+        self.delivery_mode = self.spec.delivery_mode
+        self.host_leases_table_name = self.spec.host_leases.name
         self.signing_secret_name = self.spec.names.signing_secret
         self.function_names = {step: function.name for step, function in self.spec.functions.items()}
         self.function_arns: dict[str, str] = {}
@@ -164,6 +183,7 @@ class EmbeddedStack:
         self.signing_secret = ""
         self.signing_secret_arn = ""
         self.definition = ""
+        self.fast_path_definition = ""
         self.poller: SqsPoller | None = None
         self._server: engine.MotoServer | None = None
         self._port: int | None = None
@@ -301,6 +321,8 @@ class EmbeddedStack:
         self._set_env("AWS_PROFILE", None)
         self._set_env("AWS_DEFAULT_REGION", REGION)
         self._set_env("AWS_REGION", REGION)
+        # StartSyncExecution's endpoint carries a "sync-" host prefix on AWS; here every service is on one endpoint.
+        self._set_env("AWS_DISABLE_HOST_PREFIX_INJECTION", "true")
         if "POWERTOOLS_TRACE_DISABLED" not in os.environ:
             # No X-Ray daemon locally. Metrics stay on: Powertools never clears disabled metrics.
             self._set_env("POWERTOOLS_TRACE_DISABLED", "true")
@@ -351,6 +373,8 @@ class EmbeddedStack:
         values = {
             Ref.TABLE_NAME: self.table_name,
             Ref.STATE_MACHINE_ARN: self.state_machine_arn,
+            Ref.FAST_PATH_STATE_MACHINE_ARN: self.fast_path_state_machine_arn,
+            Ref.HOST_LEASES_TABLE_NAME: self.host_leases_table_name,
             Ref.SIGNING_SECRET_ARN: self.signing_secret_arn or self.signing_secret_name,
         }
         return values[ref]
@@ -384,16 +408,7 @@ class EmbeddedStack:
         )
         self.signing_secret_arn = secret["ARN"]
         self._provision_functions(lambda_role)
-        machine = self.spec.state_machine
-        self.definition = render_definition(
-            machine.substitutions(self.function_arns, self.table_name),
-            retry_policy=self.settings.retry_policy or machine.retry_policy,
-        )
-        created = self.client("stepfunctions").create_state_machine(
-            name=self.state_machine_name, definition=self.definition, roleArn=sfn_role, type=machine.type
-        )
-        if created["stateMachineArn"] != self.state_machine_arn:
-            raise RuntimeError(f"unexpected state machine ARN {created['stateMachineArn']}")
+        self._provision_state_machines(sfn_role)
         wire_reconciler(
             self.spec,
             self.client("lambda"),
@@ -403,6 +418,32 @@ class EmbeddedStack:
             environment=self.lambda_environment(),
             state_machine_arn=self.state_machine_arn,
         )
+
+    def _provision_state_machines(self, role_arn: str) -> None:
+        """Both workflows, as the CDK app renders them (a local retry override replaces the schedule)."""
+        machine = replace(
+            self.spec.state_machine, retry_policy=self.settings.retry_policy or self.spec.state_machine.retry_policy
+        )
+        fast_path = replace(
+            self.spec.fast_path,
+            retry_policy=machine.retry_policy,
+            lease_override_seconds=self.settings.fast_path_lease_seconds,
+        )
+        self.definition = machine.render(self.function_arns, self.table_name)
+        self.fast_path_definition = fast_path.render(
+            self.function_arns,
+            self.table_name,
+            self.state_machine_arn,
+            execution_arn(self.state_machine_arn, ""),
+        )
+        sfn = self.client("stepfunctions")
+        for name, definition, kind, arn in (
+            (machine.name, self.definition, machine.type, self.state_machine_arn),
+            (fast_path.name, self.fast_path_definition, fast_path.type, self.fast_path_state_machine_arn),
+        ):
+            created = sfn.create_state_machine(name=name, definition=definition, roleArn=role_arn, type=kind)
+            if created["stateMachineArn"] != arn:
+                raise RuntimeError(f"unexpected state machine ARN {created['stateMachineArn']}")
 
     def _provision_functions(self, role_arn: str) -> None:
         lambdas = self.client("lambda")
@@ -423,13 +464,20 @@ class EmbeddedStack:
             )["FunctionArn"]
 
     def _provision_table(self) -> None:
-        table = self.spec.table
         dynamodb = self.client("dynamodb")
-        dynamodb.create_table(**table.create_table_request())
-        dynamodb.update_time_to_live(
-            TableName=table.name,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+        dynamodb.create_table(**self.spec.table.create_table_request())
+        leases = self.spec.host_leases
+        dynamodb.create_table(
+            TableName=leases.name,
+            KeySchema=[{"AttributeName": leases.partition_key, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": leases.partition_key, "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
         )
+        for table in (self.spec.table, leases):
+            dynamodb.update_time_to_live(
+                TableName=table.name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+            )
 
     def _provision_queues(self) -> None:
         intake = self.spec.intake
@@ -472,12 +520,14 @@ class EmbeddedStack:
 
     def _stop_running_executions(self) -> None:
         sfn = self.client("stepfunctions")
-        for page in sfn.get_paginator("list_executions").paginate(
-            stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
-        ):
-            for execution in page["executions"]:
-                with contextlib.suppress(Exception):
-                    sfn.stop_execution(executionArn=execution["executionArn"], error="StackStopped")
+        for machine in (self.state_machine_arn, self.fast_path_state_machine_arn):
+            with contextlib.suppress(Exception):
+                for page in sfn.get_paginator("list_executions").paginate(
+                    stateMachineArn=machine, statusFilter="RUNNING"
+                ):
+                    for execution in page["executions"]:
+                        with contextlib.suppress(Exception):
+                            sfn.stop_execution(executionArn=execution["executionArn"], error="StackStopped")
 
     # -- conveniences ------------------------------------------------------------------------
 
@@ -500,7 +550,10 @@ class EmbeddedStack:
             "endpointUrl": self.endpoint_url,
             "region": self.region,
             "stateMachineArn": self.state_machine_arn,
+            "fastPathStateMachineArn": self.fast_path_state_machine_arn,
+            "deliveryMode": self.delivery_mode.value,
             "tableName": self.table_name,
+            "hostLeasesTableName": self.host_leases_table_name,
             "queueUrl": self.queue_url,
             "dlqUrl": self.dlq_url,
             "signingSecretArn": self.signing_secret_arn,

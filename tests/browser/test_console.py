@@ -123,7 +123,6 @@ def test_failed_run_graph_shows_where_it_failed(page: Any, console: ConsoleServe
         "DescribeDeliveryFailure": "succeeded",
         "RecordFailure": "succeeded",
         "RecordSuccess": "not-reached",
-        "Delivered": "not-reached",
         "DescribeRejection": "not-reached",
     }
     for state, outcome in outcomes.items():
@@ -202,6 +201,10 @@ def test_redrive_asks_first_follows_the_run_and_shows_its_passes(page: Any, cons
     expect(page.locator("#run-status .badge")).to_have_attribute("data-status", "SUCCEEDED")
     expect(page.locator("#record-status .badge")).to_have_attribute("data-status", "SUCCESS")
     expect(page.locator("#redrive-date")).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"))
+    expect(node(page, "RecordSuccess")).to_have_attribute("data-outcome", "succeeded")
+    expect(node(page, "ResumeAfterRedrive")).to_have_attribute("data-outcome", "succeeded")
+    expect(node(page, "ReopenForRedrive")).to_have_attribute("data-outcome", "succeeded")
+    expect(node(page, "FailureGate")).to_have_attribute("data-outcome", "succeeded")
     expect(page.locator('#event-table tr[data-type="ExecutionRedriven"]')).to_have_count(1)
     expect(page.locator("#attempt-log tbody tr")).to_have_count(2)
     expect(page.locator("body")).to_have_attribute("data-live", "false")

@@ -99,7 +99,7 @@ def test_execution_view_has_history_passes_colours_and_record(console: ConsoleSe
     assert {e["state"] for e in body["events"] if e["type"] == "TaskScheduled"} >= {"Validate", "Deliver"}
     # And one pass per start or redrive, the last one current and coloured
     assert body["currentPass"] == len(body["passes"]) == body["execution"].get("redriveCount", 0) + 1
-    assert body["passes"][0]["resumedIn"] == "Validate"
+    assert body["passes"][0]["resumedIn"] == "Route"
     assert body["passes"][-1]["status"] == "FAILED"
     assert body["passColours"][str(body["currentPass"])] == body["colours"]
     assert {visit["pass"] for visit in body["timeline"]} == set(range(1, body["currentPass"] + 1))
@@ -118,9 +118,12 @@ def test_definition_graph_covers_every_state_and_edge(console: ConsoleServer, ru
         targets += [c["Next"] for c in state.get("Choices", []) + state.get("Catch", [])]
         expected |= {(name, t) for t in targets if t}
     assert {(e["source"], e["target"]) for e in body["graph"]["edges"]} == expected
-    # And the only edges drawn upwards are the loops back to Deliver (Retry-After wait, redrive)
+    # And the only edges drawn upwards are the loops back (Retry-After wait, a redrive resuming where it failed)
     assert sorted((e["source"], e["target"]) for e in body["graph"]["edges"] if e["back"]) == [
-        ("ReopenForRedrive", "Deliver"),
+        ("ResumeAfterRedrive", "Deduplicate"),
+        ("ResumeAfterRedrive", "Deliver"),
+        ("ResumeAfterRedrive", "Deliver"),
+        ("ResumeAfterRedrive", "Validate"),
         ("WaitRetryAfter", "Deliver"),
     ]
     # And forward edges point down, and no two nodes of a layer overlap

@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from aws_cdk.assertions import Template
 
 CUSTOM_CONTEXT = {
+    "deliveryMode": "standard",
+    "fastPathRetries": "1",
+    "expressLogLevel": "ALL",
+    "hostMaxInFlight": "4",
+    "hostLimits": "hooks.example.com=2",
     "alarmEmail": "oncall@example.com",
     "retryIntervalSeconds": "10",
     "retryMaxAttempts": "4",

@@ -40,6 +40,23 @@ def test_every_acknowledgement_is_one_of_the_reviewed_ones_and_carries_its_reaso
     assert all(len(rule["reason"].split()) >= 10 for rule in acknowledged)
 
 
+def test_only_an_express_log_level_below_all_is_acknowledged(default_stack, custom_stack):
+    # Given the default stack (fast path logged at ERROR) and the custom one (expressLogLevel ALL)
+    def rules(stack, machine: str) -> set[str]:
+        (resource,) = [
+            res
+            for res in stack.resources("AWS::StepFunctions::StateMachine").values()
+            if res["Properties"]["StateMachineName"] == machine
+        ]
+        return {rule["id"] for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])}
+
+    # When the fast path's acknowledgements are read
+    # Then "not logging ALL" is acknowledged (with its cost reason) only where it is true
+    assert "AwsSolutions-SF1" in rules(default_stack, "notiflow-fast-path")
+    assert "AwsSolutions-SF1" not in rules(custom_stack, "notiflow-fast-path")
+    assert "AwsSolutions-SF1" not in rules(default_stack, "notiflow-delivery")
+
+
 def test_an_acknowledgement_without_a_reason_is_refused():
     # Given a construct tree
     import aws_cdk as cdk

@@ -1,22 +1,38 @@
-"""The deployed DefinitionString is render_definition(...) of the ASL file: what runs locally is what deploys."""
+"""The deployed DefinitionStrings are the rendered ASL files: what runs locally is what deploys, for both workflows."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from infrastructure.spec import TABLE_PLACEHOLDER, placeholder_for
-from lambdas.shared.constants import DEFAULT_TABLE_NAME, WORKFLOW_STEPS, handler_path
+from infrastructure.config import NotiflowConfig
+from infrastructure.spec import (
+    STANDARD_ARN_PLACEHOLDER,
+    STANDARD_EXECUTION_PREFIX_PLACEHOLDER,
+    TABLE_PLACEHOLDER,
+    placeholder_for,
+)
+from lambdas.shared.constants import (
+    DEFAULT_FAST_PATH_STATE_MACHINE_NAME,
+    DEFAULT_STATE_MACHINE_NAME,
+    DEFAULT_TABLE_NAME,
+    WORKFLOW_STEPS,
+    handler_path,
+)
+from tests.infrastructure.conftest import CUSTOM_CONTEXT
 from workflows.definition import (
     DELIVER_STATE,
     DeliveryRetryPolicy,
     default_retry_policy,
+    fast_path_attempts,
     placeholder_names,
     render_definition,
+    render_fast_path_definition,
 )
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
+PSEUDO = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
 
 
 def resolve(value: Any, references: dict[Any, str]) -> str:
@@ -33,9 +49,9 @@ def resolve(value: Any, references: dict[Any, str]) -> str:
     raise AssertionError(f"unexpected intrinsic in the definition: {value}")
 
 
-def deployed_definition(stack) -> tuple[dict[str, Any], dict[str, str]]:
-    """The state machine's definition as CloudFormation will create it, plus the values substituted."""
-    references: dict[Any, str] = {}
+def deployed_definitions(stack) -> tuple[dict[str, dict[str, Any]], dict[str, str], dict[str, str]]:
+    """Both definitions as CloudFormation will create them (by machine name), plus the values substituted."""
+    references: dict[Any, str] = dict(PSEUDO)
     substitutions: dict[str, str] = {}
     for lid, res in stack.resources("AWS::Lambda::Function").items():
         arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{res['Properties'].get('FunctionName', lid)}"
@@ -45,49 +61,73 @@ def deployed_definition(stack) -> tuple[dict[str, Any], dict[str, str]]:
                 substitutions[placeholder_for(step)] = arn
     for lid, res in stack.resources("AWS::DynamoDB::Table").items():
         references[lid] = res["Properties"]["TableName"]
-        substitutions[TABLE_PLACEHOLDER] = res["Properties"]["TableName"]
-    (machine,) = stack.resources("AWS::StepFunctions::StateMachine").values()
-    text = resolve(machine["Properties"]["DefinitionString"], references)
-    return json.loads(text), substitutions
+        if res["Properties"]["TableName"] == DEFAULT_TABLE_NAME:
+            substitutions[TABLE_PLACEHOLDER] = res["Properties"]["TableName"]
+    machines = {
+        res["Properties"]["StateMachineName"]: json.loads(resolve(res["Properties"]["DefinitionString"], references))
+        for res in stack.resources("AWS::StepFunctions::StateMachine").values()
+    }
+    standard_arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{DEFAULT_STATE_MACHINE_NAME}"
+    fast_substitutions = {
+        **{key: value for key, value in substitutions.items() if key != placeholder_for("failure_gate")},
+        STANDARD_ARN_PLACEHOLDER: standard_arn,
+        STANDARD_EXECUTION_PREFIX_PLACEHOLDER: standard_arn.replace(":stateMachine:", ":execution:") + ":",
+    }
+    return machines, substitutions, fast_substitutions
 
 
-def test_the_deployed_definition_is_the_rendered_asl_file(default_stack):
-    # Given the synthesized stack with the default retry schedule
-    # When its DefinitionString is resolved with the function ARNs and the table name
-    deployed, substitutions = deployed_definition(default_stack)
-    # Then it is exactly render_definition of the repository's ASL file with those values
+def test_the_deployed_definitions_are_the_rendered_asl_files(default_stack):
+    # Given the synthesized stack in its default fast-path mode
+    # When its DefinitionStrings are resolved with the function ARNs and the table name
+    machines, substitutions, fast_substitutions = deployed_definitions(default_stack)
+    config = NotiflowConfig()
+    # Then each is exactly the render of its repository file: the Standard one continuing the schedule
+    # after the fast path's attempts, the Express one with the claim lease of the deliver timeout
     assert substitutions[TABLE_PLACEHOLDER] == DEFAULT_TABLE_NAME
-    assert len(substitutions) == len(WORKFLOW_STEPS) + 1
-    assert deployed == json.loads(render_definition(substitutions))
-    assert not placeholder_names(json.dumps(deployed))
+    assert machines[DEFAULT_STATE_MACHINE_NAME] == json.loads(
+        render_definition(substitutions, fast_attempts=fast_path_attempts())
+    )
+    assert machines[DEFAULT_FAST_PATH_STATE_MACHINE_NAME] == json.loads(
+        render_fast_path_definition(fast_substitutions, attempt_deadline_seconds=config.deliver_timeout_seconds)
+    )
+    for definition in machines.values():
+        assert not placeholder_names(json.dumps(definition))
 
 
 def test_each_task_invokes_the_function_of_its_own_step(default_stack):
-    # Given the resolved definition
-    deployed, substitutions = deployed_definition(default_stack)
+    # Given the resolved definitions
+    machines, substitutions, _ = deployed_definitions(default_stack)
     # When the Lambda tasks are read
-    invoked = {
-        name: state["Parameters"]["FunctionName"]
-        for name, state in deployed["States"].items()
-        if state.get("Resource") == "arn:aws:states:::lambda:invoke"
-    }
-    # Then Validate, Deduplicate, Deliver and FailureGate each call their own handler's function
-    assert invoked == {
-        "Validate": substitutions["ValidateFunctionArn"],
-        "Deduplicate": substitutions["DeduplicateFunctionArn"],
-        "Deliver": substitutions["DeliverFunctionArn"],
-        "FailureGate": substitutions["FailureGateFunctionArn"],
-    }
+    for name, expected_steps in (
+        (DEFAULT_STATE_MACHINE_NAME, {"Validate", "Deduplicate", "Deliver", "FailureGate"}),
+        (DEFAULT_FAST_PATH_STATE_MACHINE_NAME, {"Validate", "Deduplicate", "Deliver"}),
+    ):
+        invoked = {
+            state_name: state["Parameters"]["FunctionName"]
+            for state_name, state in machines[name]["States"].items()
+            if state.get("Resource") == "arn:aws:states:::lambda:invoke"
+        }
+        # Then every task calls its own handler's function (the fast path has no failure gate)
+        assert invoked == {state: substitutions[f"{state}FunctionArn"] for state in expected_steps}
+
+
+def test_the_fast_path_hands_over_to_the_standard_machine_of_the_same_stack(default_stack):
+    machines, _, fast_substitutions = deployed_definitions(default_stack)
+    fast = machines[DEFAULT_FAST_PATH_STATE_MACHINE_NAME]["States"]
+    assert fast["StartStandard"]["Parameters"]["StateMachineArn"] == fast_substitutions[STANDARD_ARN_PLACEHOLDER]
+    transfer = fast["TransferClaim"]["Parameters"]["ExpressionAttributeValues"][":standard"]["S.$"]
+    assert fast_substitutions[STANDARD_EXECUTION_PREFIX_PLACEHOLDER] + "{}" in transfer
 
 
 def test_a_retry_override_from_context_is_the_only_difference(custom_stack):
-    # Given a stack synthesized with retryIntervalSeconds=10, retryMaxAttempts=4, retryBackoffRate=3,
-    # retryMaxDelaySeconds=600
+    # Given a stack synthesized in standard mode with retryIntervalSeconds=10, retryMaxAttempts=4,
+    # retryBackoffRate=3, retryMaxDelaySeconds=600
     policy = DeliveryRetryPolicy(interval_seconds=10, max_attempts=4, backoff_rate=3.0, max_delay_seconds=600)
-    # When its definition is resolved
-    deployed, substitutions = deployed_definition(custom_stack)
-    # Then it is the ASL file rendered with that policy, and only the Deliver retrier (and the
-    # Retry-After bound that follows its longest wait) changed
+    # When its definitions are resolved
+    machines, substitutions, fast_substitutions = deployed_definitions(custom_stack)
+    deployed = machines[DEFAULT_STATE_MACHINE_NAME]
+    # Then the Standard one is the ASL file rendered with that policy (standard mode: the whole schedule), and
+    # only the Deliver retrier (and the Retry-After bound that follows its longest wait) changed
     assert deployed == json.loads(render_definition(substitutions, policy))
     untouched = json.loads(render_definition(substitutions))
     retrier = deployed["States"][DELIVER_STATE]["Retry"][0]
@@ -100,3 +140,10 @@ def test_a_retry_override_from_context_is_the_only_difference(custom_stack):
         "maxRetryAfterSeconds"
     ]
     assert deployed == untouched
+    # And the Express one (deployed in standard mode too) follows the same schedule and the quick-retry override
+    config = NotiflowConfig.from_context(CUSTOM_CONTEXT.get)
+    assert machines[DEFAULT_FAST_PATH_STATE_MACHINE_NAME] == json.loads(
+        render_fast_path_definition(
+            fast_substitutions, policy, int(CUSTOM_CONTEXT["fastPathRetries"]), config.deliver_timeout_seconds
+        )
+    )

@@ -16,6 +16,7 @@ from tests.infrastructure.test_infra_stack import (
     function_for,
     granted,
     only,
+    standard_machine,
     statements_of_role,
     table_id,
 )
@@ -29,7 +30,7 @@ def local() -> Iterator[EmbeddedStack]:
 
 def test_the_table_carries_the_sparse_operator_index_on_both_platforms(default_stack, local) -> None:
     # Given the deployed table and the local one
-    _, table = only(default_stack.resources("AWS::DynamoDB::Table"))
+    table = default_stack.resources("AWS::DynamoDB::Table")[table_id(default_stack)]
     described = local.client("dynamodb").describe_table(TableName=local.table_name)["Table"]
     # When their indexes are read
     deployed = table["Properties"]["GlobalSecondaryIndexes"]
@@ -51,7 +52,7 @@ def test_the_table_carries_the_sparse_operator_index_on_both_platforms(default_s
 def test_the_rule_sends_this_machines_status_changes_to_the_reconciler_with_a_dlq(default_stack) -> None:
     # Given the rule, the state machine, the reconcile function and the queues
     _, rule = only(default_stack.resources("AWS::Events::Rule"))
-    machine_id, _ = only(default_stack.resources("AWS::StepFunctions::StateMachine"))
+    machine_id, _ = standard_machine(default_stack)
     function_id, function = function_for(default_stack, STEP_RECONCILE)
     props = rule["Properties"]
     # Then the pattern is the spec's, naming this state machine

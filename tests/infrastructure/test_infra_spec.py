@@ -30,16 +30,20 @@ from lambdas.shared.constants import (
     DEFAULT_TABLE_NAME,
     STEP_DELIVER,
     STEP_INGEST,
+    DeliveryMode,
     EnvVar,
 )
 from notiflow.local.stack import EmbeddedStack, StackSettings
+from workflows.definition import default_fast_retry_policy, fast_path_timeout_seconds
 
 ARN = "<arn>"
 
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[EmbeddedStack]:
-    with EmbeddedStack(StackSettings(target_policy=TargetPolicy.PRODUCTION, start_poller=False)) as stack:
+    # delivery_mode None: the deployed default (the local stack defaults to standard until its engine runs Express)
+    settings = StackSettings(target_policy=TargetPolicy.PRODUCTION, start_poller=False, delivery_mode=None)
+    with EmbeddedStack(settings) as stack:
         yield stack
 
 
@@ -87,20 +91,23 @@ def test_function_environments_agree_except_for_resource_arns(default_stack, loc
     # Given each function's environment on both platforms, ARN values masked
     deployed = functions_by_name(default_stack)
     lambdas = local.client("lambda")
-    arn_keys = {EnvVar.STATE_MACHINE_ARN, EnvVar.SIGNING_SECRET_ID}
+    arn_keys = {EnvVar.STATE_MACHINE_ARN, EnvVar.FAST_PATH_STATE_MACHINE_ARN, EnvVar.SIGNING_SECRET_ID}
     for name in local.function_names.values():
         template_env = {
             key: resolve_template_value(default_stack, value)
             for key, value in deployed[name]["Environment"]["Variables"].items()
         }
         local_env = lambdas.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
-        # When the ARN-valued variables are set aside
-        plain_template = {k: v for k, v in template_env.items() if k not in arn_keys}
-        plain_local = {k: v for k, v in local_env.items() if k not in arn_keys}
-        # Then every other variable has the same value; the ARNs a function gets on AWS it gets locally too
+        # When the resource-valued variables (only some functions get them on AWS) are set aside
+        ref_keys = arn_keys | {EnvVar.HOST_LEASES_TABLE_NAME}
+        plain_template = {k: v for k, v in template_env.items() if k not in ref_keys}
+        plain_local = {k: v for k, v in local_env.items() if k not in ref_keys}
+        # Then every other variable has the same value; the resources a function gets on AWS it gets locally too
         assert plain_local == plain_template, name
-        assert set(template_env) & arn_keys <= set(local_env)
+        assert set(template_env) & ref_keys <= set(local_env)
         assert all(template_env[key] == ARN for key in set(template_env) & arn_keys)
+        if EnvVar.HOST_LEASES_TABLE_NAME in template_env:
+            assert template_env[EnvVar.HOST_LEASES_TABLE_NAME] == local_env[EnvVar.HOST_LEASES_TABLE_NAME]
 
 
 def test_queues_have_the_same_names_and_attributes(default_stack, local):
@@ -130,27 +137,36 @@ def test_ingest_consumes_in_batches_of_the_same_size(default_stack, local):
     assert poller.batch_size == mapping["BatchSize"] == local.spec.intake.batch_size
 
 
-def test_table_state_machine_secret_and_log_groups_share_their_names(default_stack, local):
+def test_tables_state_machines_secret_and_log_groups_share_their_names(default_stack, local):
     # Given the named resources of the template
-    table = next(iter(default_stack.resources("AWS::DynamoDB::Table").values()))["Properties"]
-    machine = next(iter(default_stack.resources("AWS::StepFunctions::StateMachine").values()))["Properties"]
+    tables = {
+        res["Properties"]["TableName"]: res["Properties"]
+        for res in default_stack.resources("AWS::DynamoDB::Table").values()
+    }
+    machines = {
+        res["Properties"]["StateMachineName"]: res["Properties"]
+        for res in default_stack.resources("AWS::StepFunctions::StateMachine").values()
+    }
     secret = next(iter(default_stack.resources("AWS::SecretsManager::Secret").values()))["Properties"]
     log_groups = {
         res["Properties"].get("LogGroupName") for res in default_stack.resources("AWS::Logs::LogGroup").values()
     }
     # When the local stack's resources are described
-    described_table = local.client("dynamodb").describe_table(TableName=local.table_name)["Table"]
-    described_machine = local.client("stepfunctions").describe_state_machine(stateMachineArn=local.state_machine_arn)
+    dynamodb, sfn = local.client("dynamodb"), local.client("stepfunctions")
     described_secret = local.client("secretsmanager").describe_secret(SecretId=local.signing_secret_arn)
-    # Then both carry the spec's names
-    assert described_table["TableName"] == table["TableName"] == DEFAULT_TABLE_NAME
-    assert described_table["KeySchema"] == table["KeySchema"]
-    assert described_machine["name"] == machine["StateMachineName"] == DEFAULT_STATE_MACHINE_NAME
-    assert described_machine["type"] == machine["StateMachineType"]
+    # Then both carry the spec's names: the notifications table, the host slots, both workflows
+    assert set(tables) == {DEFAULT_TABLE_NAME, local.host_leases_table_name}
+    for name, table in tables.items():
+        described_table = dynamodb.describe_table(TableName=name)["Table"]
+        assert described_table["KeySchema"] == table["KeySchema"]
+    assert set(machines) == {DEFAULT_STATE_MACHINE_NAME, local.fast_path_state_machine_name}
+    for arn in (local.state_machine_arn, local.fast_path_state_machine_arn):
+        described_machine = sfn.describe_state_machine(stateMachineArn=arn)
+        assert described_machine["type"] == machines[described_machine["name"]]["StateMachineType"]
     assert described_secret["Name"] == secret["Name"] == local.spec.names.signing_secret
     # And the log groups are the spec's (locally the functions log to a file instead)
     assert {local.spec.function(step).log_group for step in local.function_names} <= log_groups
-    assert local.spec.state_machine.log_group in log_groups
+    assert {local.spec.state_machine.log_group, local.spec.fast_path.log_group} <= log_groups
 
 
 def test_every_deployed_function_keeps_results_and_errors_out_of_traces(default_stack, custom_stack):
@@ -191,7 +207,9 @@ def test_names_follow_one_prefix_so_a_stage_can_be_added():
 
 def test_the_spec_follows_the_config():
     # Given a config with longer HTTP timeouts, fewer receives and smaller batches
-    config = NotiflowConfig(read_timeout_seconds=40, max_receive_count=2, ingest_batch_size=3, log_level="DEBUG")
+    config = NotiflowConfig(
+        read_timeout_seconds=40, fast_path_retries=0, max_receive_count=2, ingest_batch_size=3, log_level="DEBUG"
+    )
     # When the spec is built
     spec = build_spec(config)
     # Then the deliver timeout, the queue and every environment follow it
@@ -204,12 +222,41 @@ def test_the_spec_follows_the_config():
         assert function.environment[EnvVar.POWERTOOLS_LOG_LEVEL] == "DEBUG"
     assert spec.function(STEP_INGEST).refs == {
         EnvVar.TABLE_NAME: Ref.TABLE_NAME,
-        EnvVar.STATE_MACHINE_ARN: Ref.STATE_MACHINE_ARN,
+        EnvVar.FAST_PATH_STATE_MACHINE_ARN: Ref.FAST_PATH_STATE_MACHINE_ARN,
     }
     assert spec.function(STEP_DELIVER).refs == {
         EnvVar.TABLE_NAME: Ref.TABLE_NAME,
         EnvVar.SIGNING_SECRET_ID: Ref.SIGNING_SECRET_ARN,
+        EnvVar.HOST_LEASES_TABLE_NAME: Ref.HOST_LEASES_TABLE_NAME,
     }
+
+
+def test_the_delivery_mode_decides_what_ingest_starts_and_how_long_it_waits():
+    # Given both modes
+    fast, standard = (build_spec(NotiflowConfig(delivery_mode=mode)) for mode in DeliveryMode)
+    # When the spec is built
+    # Then fast-path ingest waits for whole Express runs and its queue outlasts an Express claim's lease;
+    # standard ingest only starts Standard runs
+    assert fast.function(STEP_INGEST).timeout_seconds > fast_path_timeout_seconds()
+    assert (
+        fast.intake.visibility_timeout_seconds
+        >= fast.fast_path.lease_seconds + fast.function(STEP_INGEST).timeout_seconds
+    )
+    assert fast.state_machine.fast_attempts == 1 + default_fast_retry_policy().max_attempts
+    assert standard.function(STEP_INGEST).refs[EnvVar.STATE_MACHINE_ARN] == Ref.STATE_MACHINE_ARN
+    assert EnvVar.FAST_PATH_STATE_MACHINE_ARN not in standard.function(STEP_INGEST).refs
+    assert standard.state_machine.fast_attempts == 0
+    assert standard.function(STEP_INGEST).timeout_seconds < fast.function(STEP_INGEST).timeout_seconds
+    for spec, mode in ((fast, "fast-path"), (standard, "standard")):
+        assert all(f.environment[EnvVar.DELIVERY_MODE] == mode for f in spec.functions.values())
+
+
+def test_fast_path_budget_must_fit_the_express_timeout():
+    # A fast path whose attempts cannot finish inside one Express run is refused; standard mode may keep them.
+    with pytest.raises(ValueError, match="Express run's TimeoutSeconds"):
+        NotiflowConfig(read_timeout_seconds=60)
+    assert NotiflowConfig(read_timeout_seconds=60, delivery_mode="standard").delivery_mode is DeliveryMode.STANDARD
+    assert NotiflowConfig(read_timeout_seconds=60, fast_path_retries=0).fast_path_budget_seconds < 120
 
 
 def test_the_production_target_policy_is_the_deployed_default():

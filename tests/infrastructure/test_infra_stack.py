@@ -11,9 +11,12 @@ from infrastructure.config import NotiflowConfig
 from infrastructure.spec import ARCHITECTURE, RUNTIME
 from lambdas.shared.constants import (
     DEFAULT_DLQ_NAME,
+    DEFAULT_FAST_PATH_STATE_MACHINE_NAME,
+    DEFAULT_HOST_LEASES_TABLE_NAME,
     DEFAULT_QUEUE_NAME,
     DEFAULT_STATE_MACHINE_NAME,
     DEFAULT_TABLE_NAME,
+    HOST_LEASES_PARTITION_KEY,
     STEP_DEDUPLICATE,
     STEP_DELIVER,
     STEP_FAILURE_GATE,
@@ -82,28 +85,49 @@ def granted(statements: list[dict[str, Any]], prefix: str) -> list[tuple[str, An
     )
 
 
+def named(stack, resource_type: str, name_property: str, name: str) -> tuple[str, dict[str, Any]]:
+    return only(
+        {lid: res for lid, res in stack.resources(resource_type).items() if res["Properties"][name_property] == name}
+    )
+
+
 def table_id(stack) -> str:
-    return only(stack.resources("AWS::DynamoDB::Table"))[0]
+    """The notifications table."""
+    return named(stack, "AWS::DynamoDB::Table", "TableName", DEFAULT_TABLE_NAME)[0]
+
+
+def leases_id(stack) -> str:
+    """The per-host delivery slots."""
+    return named(stack, "AWS::DynamoDB::Table", "TableName", DEFAULT_HOST_LEASES_TABLE_NAME)[0]
+
+
+def standard_machine(stack) -> tuple[str, dict[str, Any]]:
+    return named(stack, "AWS::StepFunctions::StateMachine", "StateMachineName", DEFAULT_STATE_MACHINE_NAME)
+
+
+def fast_path_machine(stack) -> tuple[str, dict[str, Any]]:
+    return named(stack, "AWS::StepFunctions::StateMachine", "StateMachineName", DEFAULT_FAST_PATH_STATE_MACHINE_NAME)
 
 
 def test_the_stack_holds_exactly_the_expected_resources(default_stack):
     # Given the default configuration
     # When the stack is synthesized
-    # Then it holds five step functions, the reconciler and the key generator, three queues, one table, one workflow
+    # Then it holds five step functions, the reconciler and the key generator, three queues, two tables
+    # (notifications, host slots), two workflows (Standard and the Express fast path)
     counts = {
         "AWS::Lambda::Function": 7,
         "AWS::SQS::Queue": 3,
         "AWS::SQS::QueuePolicy": 3,
         "AWS::Events::Rule": 1,
-        "AWS::DynamoDB::Table": 1,
-        "AWS::StepFunctions::StateMachine": 1,
+        "AWS::DynamoDB::Table": 2,
+        "AWS::StepFunctions::StateMachine": 2,
         "AWS::SecretsManager::Secret": 1,
         "Custom::NotiflowSigningKey": 1,
         "AWS::Lambda::EventSourceMapping": 1,
-        "AWS::CloudWatch::Alarm": 6,
+        "AWS::CloudWatch::Alarm": 9,
         "AWS::SNS::Topic": 0,
-        "AWS::IAM::Role": 8,
-        "AWS::Logs::LogGroup": 8,
+        "AWS::IAM::Role": 9,
+        "AWS::Logs::LogGroup": 9,
     }
     for resource_type, count in counts.items():
         default_stack.template.resource_count_is(resource_type, count)
@@ -119,7 +143,11 @@ def test_the_queue_redrives_to_an_encrypted_ssl_only_dlq(default_stack):
     # When their properties are read
     # Then the queue hands a message to the DLQ after maxReceiveCount receives, and both are encrypted
     assert queue["Properties"]["RedrivePolicy"] == {"deadLetterTargetArn": arn_of(dlq_id), "maxReceiveCount": 5}
-    assert queue["Properties"]["VisibilityTimeout"] == 180
+    # (six times ingest's timeout, which in fast-path mode covers a whole synchronous Express run)
+    assert (
+        queue["Properties"]["VisibilityTimeout"]
+        == 6 * function_for(default_stack, STEP_INGEST)[1]["Properties"]["Timeout"]
+    )
     assert dlq["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
     for _, res in queues.values():
         assert res["Properties"]["SqsManagedSseEnabled"] is True
@@ -170,9 +198,9 @@ def test_every_step_runs_its_shared_handler_from_one_asset_without_layers(defaul
 
 
 def test_every_step_reads_its_settings_from_the_shared_env_var_names(default_stack):
-    # Given the step functions, the table, the state machine and the signing secret
+    # Given the step functions, the table, the fast path state machine and the signing secret
     table = table_id(default_stack)
-    state_machine_id, _ = only(default_stack.resources("AWS::StepFunctions::StateMachine"))
+    fast_path_id, _ = fast_path_machine(default_stack)
     secret_id, _ = only(default_stack.resources("AWS::SecretsManager::Secret"))
     for step in ALL_STEPS:
         # When a function's environment is read
@@ -185,13 +213,19 @@ def test_every_step_reads_its_settings_from_the_shared_env_var_names(default_sta
         assert env[EnvVar.READ_TIMEOUT_SECONDS] == "15"
         assert env[EnvVar.POWERTOOLS_SERVICE_NAME] == "notiflow"
         assert env[EnvVar.POWERTOOLS_METRICS_NAMESPACE] == "Notiflow"
-        # And only ingest learns the state machine, only deliver the signing secret
-        assert (EnvVar.STATE_MACHINE_ARN in env) == (step == STEP_INGEST)
+        assert env[EnvVar.DELIVERY_MODE] == "fast-path"
+        assert env[EnvVar.HOST_MAX_IN_FLIGHT] == "10"
+        # And only ingest learns the workflow it starts (the fast path, by default), only deliver the
+        # signing secret and the host slots
+        assert (EnvVar.FAST_PATH_STATE_MACHINE_ARN in env) == (step == STEP_INGEST)
+        assert EnvVar.STATE_MACHINE_ARN not in env
         assert (EnvVar.SIGNING_SECRET_ID in env) == (step == STEP_DELIVER)
+        assert (EnvVar.HOST_LEASES_TABLE_NAME in env) == (step == STEP_DELIVER)
     ingest_env = function_for(default_stack, STEP_INGEST)[1]["Properties"]["Environment"]["Variables"]
     deliver_env = function_for(default_stack, STEP_DELIVER)[1]["Properties"]["Environment"]["Variables"]
-    assert ingest_env[EnvVar.STATE_MACHINE_ARN] == {"Ref": state_machine_id}
+    assert ingest_env[EnvVar.FAST_PATH_STATE_MACHINE_ARN] == {"Ref": fast_path_id}
     assert deliver_env[EnvVar.SIGNING_SECRET_ID] == {"Ref": secret_id}
+    assert deliver_env[EnvVar.HOST_LEASES_TABLE_NAME] == {"Ref": leases_id(default_stack)}
 
 
 def test_the_deliver_timeout_is_one_attempt_plus_margin(default_stack, custom_stack):
@@ -205,7 +239,7 @@ def test_the_deliver_timeout_is_one_attempt_plus_margin(default_stack, custom_st
 
 def test_the_table_is_on_demand_recoverable_encrypted_and_expires_records(default_stack):
     # Given the synthesized table
-    _, table = only(default_stack.resources("AWS::DynamoDB::Table"))
+    table = default_stack.raw["Resources"][table_id(default_stack)]
     # When its properties are read
     props = table["Properties"]
     # Then it is keyed by notificationId and keeps its data by default
@@ -224,13 +258,23 @@ def test_retain_data_false_lets_the_table_and_secret_go_with_the_stack(default_s
     # When the deletion policies are read
     # Then only the default keeps the table and the signing secret
     for stack, policy in ((default_stack, "Retain"), (custom_stack, "Delete")):
-        assert only(stack.resources("AWS::DynamoDB::Table"))[1]["DeletionPolicy"] == policy
+        assert stack.raw["Resources"][table_id(stack)]["DeletionPolicy"] == policy
         assert only(stack.resources("AWS::SecretsManager::Secret"))[1]["DeletionPolicy"] == policy
+        # And the host slots (one attempt long at most) are never kept
+        assert stack.raw["Resources"][leases_id(stack)]["DeletionPolicy"] == "Delete"
+
+
+def test_the_host_slots_table_is_keyed_by_host_on_demand_and_expires_idle_hosts(default_stack):
+    props = default_stack.raw["Resources"][leases_id(default_stack)]["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": HOST_LEASES_PARTITION_KEY, "KeyType": "HASH"}]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["TimeToLiveSpecification"] == {"AttributeName": TABLE_TTL_ATTRIBUTE, "Enabled": True}
+    assert props["SSESpecification"]["SSEEnabled"] is True
 
 
 def test_the_state_machine_is_standard_traced_and_logs_all_events_without_data(default_stack):
-    # Given the synthesized state machine and its log group
-    _, machine = only(default_stack.resources("AWS::StepFunctions::StateMachine"))
+    # Given the synthesized Standard state machine and its log group
+    _, machine = standard_machine(default_stack)
     props = machine["Properties"]
     log_group_id = props["LoggingConfiguration"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"][
         "Fn::GetAtt"
@@ -248,9 +292,36 @@ def test_the_state_machine_is_standard_traced_and_logs_all_events_without_data(d
     assert log_group["LogGroupName"].startswith("/aws/vendedlogs/states/")
 
 
+@pytest.mark.parametrize(("stack_name", "level"), [("default_stack", "ERROR"), ("custom_stack", "ALL")])
+def test_the_fast_path_is_express_traced_and_logs_at_its_configured_level_without_data(stack_name, level, request):
+    # Given the Express machine of a stack (default level ERROR; the custom stack asks for ALL)
+    stack = request.getfixturevalue(stack_name)
+    _, machine = fast_path_machine(stack)
+    props = machine["Properties"]
+    # When its properties are read
+    # Then it is Express, traced, and keeps failed runs findable without logging notification content
+    assert props["StateMachineType"] == "EXPRESS"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == level
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
+
+
+def test_the_fast_path_may_invoke_its_three_steps_update_its_table_and_start_only_the_standard_run(default_stack):
+    # Given the Express machine role's statements
+    standard_id, _ = standard_machine(default_stack)
+    _, machine = fast_path_machine(default_stack)
+    statements = statements_of_role(default_stack, machine["Properties"]["RoleArn"])
+    # When its grants are collected
+    steps = [arn_of(function_for(default_stack, step)[0]) for step in (STEP_VALIDATE, STEP_DEDUPLICATE, STEP_DELIVER)]
+    # Then it invokes validate, deduplicate and deliver (no failure gate), updates the table, starts Standard runs
+    assert granted(statements, "lambda:") == sorted((("lambda:InvokeFunction", arn) for arn in steps), key=repr)
+    assert granted(statements, "dynamodb:") == [("dynamodb:UpdateItem", arn_of(table_id(default_stack)))]
+    assert granted(statements, "states:") == [("states:StartExecution", {"Ref": standard_id})]
+
+
 def test_the_state_machine_may_invoke_exactly_its_four_functions_and_update_exactly_its_table(default_stack):
     # Given the state machine role's statements
-    _, machine = only(default_stack.resources("AWS::StepFunctions::StateMachine"))
+    _, machine = standard_machine(default_stack)
     statements = statements_of_role(default_stack, machine["Properties"]["RoleArn"])
     # When the Lambda and DynamoDB grants are collected
     step_arns = [arn_of(function_for(default_stack, step)[0]) for step in WORKFLOW_STEPS]
@@ -261,24 +332,34 @@ def test_the_state_machine_may_invoke_exactly_its_four_functions_and_update_exac
     assert granted(statements, "secretsmanager:") == []
 
 
-def test_each_function_role_grants_only_what_its_step_touches(default_stack):
-    # Given every step's role statements
-    table = arn_of(table_id(default_stack))
-    state_machine_id, _ = only(default_stack.resources("AWS::StepFunctions::StateMachine"))
-    secret_id, _ = only(default_stack.resources("AWS::SecretsManager::Secret"))
+@pytest.mark.parametrize("stack_name", ["default_stack", "custom_stack"])
+def test_each_function_role_grants_only_what_its_step_touches(stack_name, request):
+    # Given every step's role statements, in fast-path mode (default) and standard mode (custom)
+    stack = request.getfixturevalue(stack_name)
+    table = arn_of(table_id(stack))
+    leases = arn_of(leases_id(stack))
+    standard_id, _ = standard_machine(stack)
+    fast_path_id, _ = fast_path_machine(stack)
+    secret_id, _ = only(stack.resources("AWS::SecretsManager::Secret"))
+    start = (
+        ("states:StartSyncExecution", {"Ref": fast_path_id})
+        if stack is request.getfixturevalue("default_stack")
+        else ("states:StartExecution", {"Ref": standard_id})
+    )
     expected = {
-        STEP_INGEST: {"states:": [("states:StartExecution", {"Ref": state_machine_id})], "dynamodb:": []},
+        STEP_INGEST: {"states:": [start], "dynamodb:": []},
         STEP_VALIDATE: {"dynamodb:": [], "states:": []},
         STEP_DEDUPLICATE: {"dynamodb:": [("dynamodb:GetItem", table), ("dynamodb:UpdateItem", table)]},
         STEP_DELIVER: {
-            "dynamodb:": [("dynamodb:GetItem", table), ("dynamodb:UpdateItem", table)],
+            "dynamodb:": [("dynamodb:GetItem", table), ("dynamodb:UpdateItem", leases), ("dynamodb:UpdateItem", table)],
             "secretsmanager:": [("secretsmanager:GetSecretValue", {"Ref": secret_id})],
+            "states:": [],
         },
         STEP_FAILURE_GATE: {"dynamodb:": [], "states:": [], "secretsmanager:": []},
     }
     for step, grants in expected.items():
-        _, function = function_for(default_stack, step)
-        statements = statements_of_role(default_stack, function["Properties"]["Role"])
+        _, function = function_for(stack, step)
+        statements = statements_of_role(stack, function["Properties"]["Role"])
         # When the grants per service are collected
         # Then they are exactly the expected ones, and nothing but X-Ray and the own log group is wider
         for prefix, pairs in grants.items():
@@ -329,19 +410,23 @@ def test_outputs_name_the_queue_urls_state_machine_and_table(default_stack):
     outputs = default_stack.raw["Outputs"]
     # When they are read
     # Then a deployer finds where to send and where to look
-    state_machine_id, _ = only(default_stack.resources("AWS::StepFunctions::StateMachine"))
+    state_machine_id, _ = standard_machine(default_stack)
     queue_ids = {res["Properties"]["QueueName"]: lid for lid, res in default_stack.resources("AWS::SQS::Queue").items()}
     assert outputs["QueueUrl"]["Value"] == {"Ref": queue_ids[DEFAULT_QUEUE_NAME]}
     assert outputs["DeadLetterQueueUrl"]["Value"] == {"Ref": queue_ids[DEFAULT_DLQ_NAME]}
     assert outputs["StateMachineArn"]["Value"] == {"Ref": state_machine_id}
+    assert outputs["FastPathStateMachineArn"]["Value"] == {"Ref": fast_path_machine(default_stack)[0]}
+    assert outputs["DeliveryMode"]["Value"] == "fast-path"
     assert outputs["TableName"]["Value"] == {"Ref": table_id(default_stack)}
+    assert outputs["HostLeasesTableName"]["Value"] == {"Ref": leases_id(default_stack)}
     assert "AlarmTopicArn" not in outputs
 
 
 def test_alarms_watch_failed_runs_the_dlq_and_the_lambdas(default_stack):
     # Given the default stack (no alarm email)
     alarms = list(default_stack.resources("AWS::CloudWatch::Alarm").values())
-    _, machine = only(default_stack.resources("AWS::StepFunctions::StateMachine"))
+    standard_id, _ = standard_machine(default_stack)
+    fast_path_id, _ = fast_path_machine(default_stack)
     dlq_id = next(
         lid
         for lid, res in default_stack.resources("AWS::SQS::Queue").items()
@@ -356,10 +441,14 @@ def test_alarms_watch_failed_runs_the_dlq_and_the_lambdas(default_stack):
     # When the watched metrics are collected
     single = [watched(a)[0] for a in alarms if "Metrics" not in a["Properties"]]
     rates = [sorted(watched(a)) for a in alarms if "Metrics" in a["Properties"]]
-    # Then failed runs, the DLQ, ingest and deduplicate errors alarm at one; validate and deliver on a high rate
+    # Then failed and timed-out runs of both machines, the DLQ, ingest and deduplicate errors alarm at one;
+    # validate and deliver on a high rate
     assert sorted(single, key=repr) == sorted(
         [
-            ("AWS/States", "ExecutionsFailed", {"Ref": next(iter(default_stack.resources(machine["Type"])))}),
+            ("AWS/States", "ExecutionsFailed", {"Ref": standard_id}),
+            ("AWS/States", "ExecutionsTimedOut", {"Ref": standard_id}),
+            ("AWS/States", "ExecutionsFailed", {"Ref": fast_path_id}),
+            ("AWS/States", "ExecutionsTimedOut", {"Ref": fast_path_id}),
             ("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": [dlq_id, "QueueName"]}),
             ("AWS/Lambda", "Errors", {"Ref": function_for(default_stack, STEP_INGEST)[0]}),
             ("AWS/Lambda", "Errors", {"Ref": function_for(default_stack, STEP_DEDUPLICATE)[0]}),
@@ -380,6 +469,9 @@ def test_alarms_watch_failed_runs_the_dlq_and_the_lambdas(default_stack):
     assert all("AlarmActions" not in a["Properties"] for a in alarms)
     assert {a["Properties"]["AlarmName"] for a in alarms} == {
         "notiflow-failed-executions",
+        "notiflow-timed-out-executions",
+        "notiflow-fast-path-failed-executions",
+        "notiflow-fast-path-timed-out-executions",
         "notiflow-dead-letter-queue-not-empty",
         "notiflow-ingest-errors",
         "notiflow-deduplicate-errors",
@@ -418,6 +510,9 @@ def test_an_alarm_email_creates_an_ssl_only_topic_that_every_alarm_notifies(cust
         (EnvVar.ALLOW_PRIVATE_TARGETS, "true"),
         (EnvVar.ALLOWED_TARGET_HOSTS, "hooks.example.com,api.example.org"),
         (EnvVar.READ_TIMEOUT_SECONDS, "20"),
+        (EnvVar.DELIVERY_MODE, "standard"),
+        (EnvVar.HOST_MAX_IN_FLIGHT, "4"),
+        (EnvVar.HOST_LIMITS, "hooks.example.com=2"),
     ],
 )
 def test_context_reaches_the_lambda_environment(custom_stack, key, expected):

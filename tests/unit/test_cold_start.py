@@ -38,7 +38,15 @@ EVENTS = {
 
 
 EXPECTED_KEYS = {
-    "validate": ["expiresAt", "notification", "notificationId", "replay", "source"],
+    "validate": [
+        "expiresAt",
+        "fastPathExecutionArn",
+        "notification",
+        "notificationId",
+        "replay",
+        "retryAfter",
+        "source",
+    ],
     "failure_gate": ["redriveCount", "reopen"],
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import boto3
@@ -11,7 +12,8 @@ from botocore.exceptions import ClientError
 
 from lambdas.ingest import handler as ingest
 from lambdas.ingest.starter import MAX_NAME_LENGTH, build_start_request, execution_name
-from lambdas.shared.constants import REPLAY_ATTRIBUTE, EnvVar
+from lambdas.shared import aws
+from lambdas.shared.constants import REPLAY_ATTRIBUTE, DeliveryMode, EnvVar
 from tests.support import load_event
 
 DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
@@ -24,6 +26,7 @@ def state_machine(moto_aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
         name="notiflow-test", definition=DEFINITION, roleArn="arn:aws:iam::123456789012:role/sfn"
     )["stateMachineArn"]
     monkeypatch.setenv(EnvVar.STATE_MACHINE_ARN, arn)
+    monkeypatch.setenv(EnvVar.DELIVERY_MODE, DeliveryMode.STANDARD)
     return arn
 
 
@@ -115,7 +118,92 @@ def test_batch_with_duplicate_non_json_and_throttled_start(state_machine: str, l
     assert json.loads(started["input"])["notification"]["payload"] == {"orderId": 1042}
 
 
-def test_missing_state_machine_configuration_fails_records_not_silently(moto_aws: None, lambda_context: Any) -> None:
+@pytest.mark.parametrize("mode", list(DeliveryMode))
+def test_missing_state_machine_configuration_fails_records_not_silently(
+    moto_aws: None, lambda_context: Any, monkeypatch: pytest.MonkeyPatch, mode: DeliveryMode
+) -> None:
     # Given no state machine configured / When a batch arrives / Then the whole batch fails loudly
+    monkeypatch.setenv(EnvVar.DELIVERY_MODE, mode)
     with pytest.raises(ingest.BatchFailedError, match="All records failed"):
         ingest.lambda_handler(load_event("sqs_batch.json"), lambda_context)
+
+
+FAST_PATH_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:notiflow-fast-path"
+
+
+class SyncExpress:
+    """Stands in for StartSyncExecution, which moto 5.2.5 does not implement: canned endings per execution name.
+
+    Every call waits at a barrier for the whole batch, so a test fails unless ingest runs the batch's
+    Express runs at the same time.
+    """
+
+    def __init__(self, endings: dict[str, dict[str, Any] | Exception], parties: int) -> None:
+        self.endings = endings
+        self.calls: list[dict[str, Any]] = []
+        self.barrier = threading.Barrier(parties, timeout=10)
+
+    def start_sync_execution(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
+        self.barrier.wait()
+        ending = self.endings[kwargs["name"]]
+        if isinstance(ending, Exception):
+            raise ending
+        return {
+            "executionArn": f"arn:aws:states:us-east-1:123456789012:express:notiflow-fast-path:{kwargs['name']}:1",
+            **ending,
+        }
+
+
+def _records(*notification_ids: str) -> list[dict[str, Any]]:
+    template = load_event("sqs_batch.json")["Records"][0]
+    records = []
+    for index, notification_id in enumerate(notification_ids):
+        body = json.loads(template["body"])
+        body["notificationId"] = notification_id
+        records.append({**template, "messageId": f"msg-{index}", "body": json.dumps(body)})
+    return records
+
+
+def test_fast_path_acknowledges_only_durable_outcomes(
+    moto_aws: None, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given fast-path mode and Express runs ending every way they can
+    monkeypatch.setenv(EnvVar.DELIVERY_MODE, DeliveryMode.FAST_PATH)
+    monkeypatch.setenv(EnvVar.FAST_PATH_STATE_MACHINE_ARN, FAST_PATH_ARN)
+    succeeded = lambda outcome: {"status": "SUCCEEDED", "output": json.dumps({"outcome": outcome})}  # noqa: E731
+    endings: dict[str, dict[str, Any] | Exception] = {
+        "delivered": succeeded("SUCCESS"),
+        "handed-over": succeeded("HANDED_OVER"),
+        "duplicate": succeeded("DUPLICATE"),
+        "rejected": {"status": "FAILED", "error": "InvalidNotificationError", "cause": "target.url: ..."},
+        "stale": succeeded("STALE"),
+        "busy": succeeded("BUSY"),
+        "crashed": {"status": "FAILED", "error": "States.Runtime", "cause": "..."},
+        "timed-out": {"status": "TIMED_OUT"},
+        "throttled": ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "Start"),
+    }
+    express = SyncExpress(endings, parties=len(endings))
+    monkeypatch.setattr(ingest, "_sync_sfn", lambda: express)
+    records = _records(*endings)
+
+    # When ingest handles the batch
+    response = ingest.lambda_handler({"Records": records}, lambda_context)
+
+    # Then the runs ran at once, under the notifications' execution names, with ingest's input
+    assert sorted(call["name"] for call in express.calls) == sorted(endings)
+    assert {call["stateMachineArn"] for call in express.calls} == {FAST_PATH_ARN}
+    first = json.loads(express.calls[0]["input"])
+    assert first["fastPathExecutionArn"] is None
+    assert first["notification"]["notificationId"] == first["notificationId"]
+    # And only the runs without a durable outcome stay on the queue for another run
+    failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+    by_message = {record["messageId"]: name for record, name in zip(records, endings, strict=True)}
+    assert {by_message[message] for message in failed} == {"stale", "busy", "crashed", "timed-out", "throttled"}
+
+
+def test_the_sync_client_waits_out_an_express_run_and_never_retries(moto_aws: None) -> None:
+    # A retried StartSyncExecution would start a second run while the first may still be going.
+    config = aws.sync_client("stepfunctions").meta.config
+    assert config.read_timeout >= 300
+    assert config.retries["total_max_attempts"] == 1

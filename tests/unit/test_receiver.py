@@ -307,3 +307,28 @@ def test_command_line_receiver_serves_a_script():
         process.wait(timeout=10)
         process.stdout.close()
     assert process.returncode == 0
+
+
+def test_peak_in_flight_is_measured_per_host(rx):
+    # Given a slow path, and clients that name two different hosts in the Host header
+    rx.script("/slow-peak", Step(200, delay=0.4))
+    barrier = threading.Barrier(5)
+
+    def client(host: str) -> None:
+        barrier.wait()
+        post(rx, "/slow-peak", headers={"Host": f"{host}:{rx.port}"})
+
+    # When three requests for one host and two for another overlap
+    threads = [threading.Thread(target=client, args=(host,)) for host in ["a.test"] * 3 + ["b.test"] * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    # Then each host's peak is what it had in flight at once, and later sequential requests do not raise it
+    assert rx.peak_in_flight("a.test") == 3
+    assert rx.peak_in_flight("B.TEST") == 2
+    assert rx.peak_in_flight() == 3
+    post(rx, "/slow-peak", headers={"Host": "b.test"})
+    assert rx.peak_in_flight("b.test") == 2
+    assert rx.peak_in_flight("c.test") == 0

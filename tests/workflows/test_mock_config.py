@@ -12,7 +12,12 @@ import json
 from typing import Any
 
 import pytest
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
+
+from lambdas.shared.constants import DeliveryMode
+from notiflow.local.fixtures import finished_execution, stack_settings_for_tests
+from notiflow.local.stack import StackSettings
 
 EXECUTION_INPUT = {
     "notificationId": "mock-1",
@@ -29,6 +34,19 @@ EXECUTION_INPUT = {
     "replay": False,
     "expiresAt": 1900000000,
 }
+
+
+@pytest.fixture(scope="module")
+def local_stack_settings() -> StackSettings:
+    """Standard mode: the Standard workflow renders the full delivery schedule (24 retries)."""
+    return stack_settings_for_tests(delivery_mode=DeliveryMode.STANDARD)
+
+
+def _record(stack: Any, notification_id: str) -> dict[str, Any]:
+    item = stack.client("dynamodb").get_item(
+        TableName=stack.table_name, Key={"notificationId": {"S": notification_id}}, ConsistentRead=True
+    )["Item"]
+    return {key: TypeDeserializer().deserialize(value) for key, value in item.items()}
 
 
 def _scheduled(history: list[dict[str, Any]], state: str) -> list[dict[str, Any]]:
@@ -54,15 +72,7 @@ def test_happy_path(sfn_mock_config):
 
     # Then it delivered once and recorded SUCCESS for this run
     assert result.status == "SUCCEEDED"
-    assert result.summary.entered == [
-        "Validate",
-        "Deduplicate",
-        "IsDuplicate",
-        "PrepareDelivery",
-        "Deliver",
-        "RecordSuccess",
-        "Delivered",
-    ]
+    assert result.summary.entered == ["Route", "Validate", "Deduplicate", "IsDuplicate", "Deliver", "RecordSuccess"]
     assert sum(result.summary.retries.values()) == 0
     (deliver,) = _scheduled(result.history, "Deliver")
     assert deliver["Payload"]["retryCount"] == 0
@@ -82,7 +92,7 @@ def test_retry_path(sfn_mock_config):
 
     # Then Deliver was retried twice, seeing its retry count, and SUCCESS records 3 attempts
     assert result.status == "SUCCEEDED"
-    assert result.summary.entered[-3:] == ["Deliver", "RecordSuccess", "Delivered"]
+    assert result.summary.entered[-2:] == ["Deliver", "RecordSuccess"]
     assert result.summary.retries["Deliver"] == 2
     assert [p["Payload"]["retryCount"] for p in _scheduled(result.history, "Deliver")] == [0, 1, 2]
     assert result.summary.errors == [("Deliver", "DeliveryRetryableError")] * 2
@@ -99,7 +109,7 @@ def test_retry_exhaustion(sfn_mock_config):
     assert result.description["error"] == "DeliveryRetryableError"
     assert result.summary.retries["Deliver"] == 24
     assert result.summary.entered[3:] == [
-        "PrepareDelivery",
+        "IsDuplicate",
         "Deliver",
         "DescribeDeliveryFailure",
         "DescribeLastOutcome",
@@ -154,7 +164,7 @@ def test_rejected_input(sfn_mock_config):
     assert result.status == "FAILED"
     assert result.description["error"] == "InvalidNotificationError"
     assert result.description["cause"] == "target.url: only https targets are allowed"
-    assert result.summary.entered == ["Validate", "DescribeRejection", "RecordRejected", "Rejected"]
+    assert result.summary.entered == ["Route", "Validate", "DescribeRejection", "RecordRejected", "Rejected"]
     values = _values(result.history, "RecordRejected")
     assert values[":reason"] == {"S": "target.url: only https targets are allowed"}
     assert values[":errorName"] == {"S": "InvalidNotificationError"}
@@ -167,7 +177,7 @@ def test_duplicate(sfn_mock_config):
 
     # Then nothing is delivered
     assert result.status == "SUCCEEDED"
-    assert result.summary.entered == ["Validate", "Deduplicate", "IsDuplicate", "SkipDuplicate"]
+    assert result.summary.entered == ["Route", "Validate", "Deduplicate", "IsDuplicate", "SkipDuplicate"]
 
 
 def test_stale_write_is_ignored(sfn_mock_config):
@@ -188,7 +198,7 @@ def test_transient_infrastructure_errors_are_retried(sfn_mock_config):
     assert result.status == "SUCCEEDED"
     assert result.summary.retries["Validate"] == 1
     assert result.summary.retries["Deduplicate"] == 2
-    assert result.summary.entered[-1] == "Delivered"
+    assert result.summary.entered[-1] == "RecordSuccess"
 
 
 def test_unknown_test_case_is_refused(sfn_mock_config):
@@ -197,3 +207,89 @@ def test_unknown_test_case_is_refused(sfn_mock_config):
         sfn_mock_config.start("NoSuchCase", EXECUTION_INPUT)
     assert refused.value.response["Error"]["Code"] == "InvalidName"
     assert "NoSuchCase" in refused.value.response["Error"]["Message"]
+
+
+def test_validate_crash_is_recorded_failed_and_a_redrive_resumes_at_validate(sfn_mock_config, local_stack):
+    # Given Validate failing outside its contract (an unhandled error, not retried), before any claim
+    execution_input = {**EXECUTION_INPUT, "notificationId": "mock-validate-crash", "fastPathExecutionArn": None}
+    result = sfn_mock_config.run("ValidateCrash", execution_input)
+
+    # Then the run failed visibly and left a FAILED record naming the error and the step
+    assert result.status == "FAILED"
+    assert result.summary.entered == [
+        "Route",
+        "Validate",
+        "DescribeValidateFailure",
+        "RecordStepFailure",
+        "FailureGate",
+    ]
+    record = _record(local_stack, "mock-validate-crash")
+    assert record["status"] == record["opsStatus"] == "FAILED"
+    assert record["errorName"] == "Lambda.Unknown"
+    assert record["failedStep"] == "Validate"
+    assert record["failureReason"].startswith("Lambda.Unknown: ")
+    assert record["executionArn"] == result.description["executionArn"]
+    assert record["expiresAt"] == EXECUTION_INPUT["expiresAt"]
+
+    # When the run is redriven
+    sfn = local_stack.client("stepfunctions")
+    sfn.redrive_execution(executionArn=result.description["executionArn"])
+    redriven = finished_execution(sfn, result.description["executionArn"], timeout=60)
+
+    # Then it reopened the record and resumed at Validate (a mocked response is per state entry, so the
+    # mock crashes again: the second failure is recorded under the redrive that met it)
+    assert redriven.summary.entered[5:] == [
+        "FailureGate",
+        "ReopenForRedrive",
+        "ResumeAfterRedrive",
+        "Validate",
+        "DescribeValidateFailure",
+        "RecordStepFailure",
+        "FailureGate",
+    ]
+    assert redriven.status == "FAILED"
+    record = _record(local_stack, "mock-validate-crash")
+    assert (record["status"], record["failedStep"], record["failedAtRedriveCount"]) == ("FAILED", "Validate", 1)
+    assert record["redriveCount"] == 1
+
+
+def test_deduplicate_crash_is_recorded_failed_with_its_error_name(sfn_mock_config, local_stack):
+    # Given Deduplicate failing with an error no retrier knows
+    result = sfn_mock_config.run("DeduplicateCrash", EXECUTION_INPUT)
+
+    # Then a FAILED record exists although nothing was claimed, and the run failed visibly
+    assert result.status == "FAILED"
+    assert result.summary.entered[-4:] == [
+        "Deduplicate",
+        "DescribeDeduplicateFailure",
+        "RecordStepFailure",
+        "FailureGate",
+    ]
+    record = _record(local_stack, "mock-dedup-crash")
+    assert (record["status"], record["errorName"], record["failedStep"]) == ("FAILED", "KeyError", "Deduplicate")
+    assert record["executionArn"] == result.description["executionArn"]
+    assert result.description["error"] == "DeliveryFailedError"
+    assert json.loads(result.description["cause"])["errorMessage"].startswith("KeyError: ")
+
+
+def test_a_lambda_throttled_ten_times_in_a_row_still_delivers(sfn_mock_config):
+    # Given Lambda refusing Validate ten times in a row (a burst above the account's concurrency)
+    result = sfn_mock_config.run("LambdaThrottlingBurst", EXECUTION_INPUT)
+
+    # Then the long, jittered back-off rode it out: the run delivered instead of failing
+    assert result.status == "SUCCEEDED"
+    assert result.summary.retries["Validate"] == 10
+    assert result.summary.errors == [("Validate", "Lambda.TooManyRequestsException")] * 10
+    assert result.summary.entered[-1] == "RecordSuccess"
+
+
+def test_host_busy_waits_do_not_spend_the_delivery_retry_budget(sfn_mock_config):
+    # Given a host busy three times, then a receiver failing 24 times (the whole retry budget), then 200
+    result = sfn_mock_config.run("HostBusyApartFromDeliveryBudget", EXECUTION_INPUT)
+
+    # Then the busy waits had their own counter: all 24 delivery retries were still available
+    assert result.status == "SUCCEEDED"
+    assert result.summary.retries["Deliver"] == 27
+    errors = [error for _, error in result.summary.errors]
+    assert errors == ["HostBusyError"] * 3 + ["DeliveryRetryableError"] * 24
+    assert result.summary.entered[-1] == "RecordSuccess"

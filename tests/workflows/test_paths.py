@@ -1,9 +1,10 @@
-"""Every workflow path end to end: SQS -> ingest -> the real ASL -> the real handlers -> a real receiver.
+"""Every Standard-mode path end to end: SQS -> ingest -> the real ASL -> the real handlers -> a real receiver.
 
 Nothing is mocked: messages go on the stack's intake queue, the local event source mapping hands
 them to the ingest handler, executions run the repository definition, and deliveries reach a
 scripted webhook receiver on 127.0.0.1. Waits are scaled (the 24-retry schedule takes about a
 second). Each test checks the path taken, the retries counted and the DynamoDB record field by field.
+The stack runs in ``standard`` delivery mode: ingest starts the Standard workflow for every message.
 """
 
 from __future__ import annotations
@@ -21,18 +22,18 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 from lambdas.ingest.starter import execution_name
-from lambdas.shared.constants import REPLAY_ATTRIBUTE
+from lambdas.shared.constants import REPLAY_ATTRIBUTE, DeliveryMode
 from notiflow.demo.receiver import Step, WebhookReceiver
-from notiflow.local.fixtures import ExecutionResult, finished_execution, wait_for_execution
-from notiflow.local.stack import EmbeddedStack
+from notiflow.local.fixtures import ExecutionResult, finished_execution, stack_settings_for_tests, wait_for_execution
+from notiflow.local.stack import EmbeddedStack, StackSettings
 from notiflow.shared.waiting import wait_until
 
-SUCCESS_PATH = ["Validate", "Deduplicate", "IsDuplicate", "PrepareDelivery", "Deliver", "RecordSuccess", "Delivered"]
+SUCCESS_PATH = ["Route", "Validate", "Deduplicate", "IsDuplicate", "Deliver", "RecordSuccess"]
 FAILURE_PATH = [
+    "Route",
     "Validate",
     "Deduplicate",
     "IsDuplicate",
-    "PrepareDelivery",
     "Deliver",
     "DescribeDeliveryFailure",
     "DescribeLastOutcome",
@@ -40,6 +41,11 @@ FAILURE_PATH = [
     "FailureGate",
 ]
 _deserializer = TypeDeserializer()
+
+
+@pytest.fixture(scope="module")
+def local_stack_settings() -> StackSettings:
+    return stack_settings_for_tests(delivery_mode=DeliveryMode.STANDARD)
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +181,9 @@ def test_success(local_stack, receiver):
     assert record["attemptLog"][0]["executionId"] == result.description["executionArn"]
     assert "failureReason" not in record
     assert "errorName" not in record
+    # And a delivered notification leaves the operator index and its accepted-attempt marker behind
+    for gone in ("opsStatus", "opsSince", "successfulAttempt", "leaseExpiresAt"):
+        assert gone not in record
 
 
 def test_retry_then_success(local_stack, receiver):
@@ -282,6 +291,8 @@ def test_retry_exhaustion(local_stack, receiver):
     assert "503" in record["failureReason"]
     assert record["failedAtRedriveCount"] == 0
     assert "deliveredAt" not in record
+    assert record["opsStatus"] == "FAILED"
+    assert record["opsSince"] == record["lastUpdatedAt"]
     assert json.loads(json.loads(result.description["cause"])["errorMessage"])["statusCode"] == 503
 
 
@@ -330,9 +341,9 @@ def test_redrive_after_fixing_the_endpoint_delivers_under_the_same_run(local_sta
         *FAILURE_PATH,
         "FailureGate",
         "ReopenForRedrive",
+        "ResumeAfterRedrive",
         "Deliver",
         "RecordSuccess",
-        "Delivered",
     ]
     assert [r.status for r in receiver.requests_for("/fixed-later")] == [410, 200]
     record = _record(local_stack, notification["notificationId"])
@@ -357,12 +368,13 @@ def test_rejected_input(local_stack, receiver):
     assert result.status == "FAILED"
     assert result.description["error"] == "InvalidNotificationError"
     assert "target" in result.description["cause"]
-    assert result.summary.entered == ["Validate", "DescribeRejection", "RecordRejected", "Rejected"]
+    assert result.summary.entered == ["Route", "Validate", "DescribeRejection", "RecordRejected", "Rejected"]
     assert receiver.requests_for("/never") == []
     record = _record(local_stack, notification["notificationId"])
     assert record["status"] == "REJECTED"
     assert record["errorName"] == "InvalidNotificationError"
     assert record["failureReason"] == result.description["cause"]
+    assert record["opsStatus"] == "REJECTED"
     assert record["executionArn"] == result.description["executionArn"]
     assert _iso(record["createdAt"]) <= _iso(record["rejectedAt"])
     assert "deliveryResult" not in record
@@ -401,7 +413,7 @@ def test_duplicates_are_delivered_once(local_stack, receiver):
     # Then the redelivered message started nothing (same execution name) and the replay run
     # found the notification already delivered and skipped it
     assert replay.status == "SUCCEEDED"
-    assert replay.summary.entered == ["Validate", "Deduplicate", "IsDuplicate", "SkipDuplicate"]
+    assert replay.summary.entered == ["Route", "Validate", "Deduplicate", "IsDuplicate", "SkipDuplicate"]
     assert replay.output["claim"]["duplicate"] is True
     _wait_until_consumed(local_stack, duplicate_message)
     names = [
@@ -448,7 +460,7 @@ def test_conditional_write_conflict_leaves_the_record_alone(local_stack):
     # Then the SUCCESS write lost its condition, the run ended as a stale write, and the
     # record still belongs to the other run
     assert result.status == "SUCCEEDED"
-    assert result.summary.entered == [*SUCCESS_PATH[:-1], "StaleWriteIgnored"]
+    assert result.summary.entered == [*SUCCESS_PATH, "StaleWriteIgnored"]
     assert result.output["staleWrite"]["Error"] == "DynamoDB.ConditionalCheckFailedException"
     record = _record(local_stack, notification["notificationId"])
     assert record["executionArn"] == other_run

@@ -21,7 +21,7 @@ from typing import Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.shared import aws
-from lambdas.shared.clock import utc_iso
+from lambdas.shared.clock import lease_expiry, parse_iso, utc_iso
 from lambdas.shared.constants import (
     OPS_INDEX_NAME,
     OPS_SINCE_ATTRIBUTE,
@@ -31,7 +31,7 @@ from lambdas.shared.constants import (
 )
 from lambdas.shared.dal.codec import AttributeValue, to_attribute_value
 from lambdas.shared.errors import StorageError
-from lambdas.shared.models import ClaimRequest
+from lambdas.shared.models import Category, ClaimRequest
 from lambdas.shared.record import ATTEMPT_LOG_HEAD, ATTEMPT_LOG_MAX, AttemptLogEntry, NotificationRecord
 
 THROTTLING_CODES: Final = frozenset(
@@ -54,11 +54,20 @@ class RecordNotOwnedError(Exception):
 
 
 @dataclass(frozen=True)
+class ClaimAttempt:
+    """What one claim write found: whether it claimed, and the record before it (or the one that refused it)."""
+
+    claimed: bool
+    previous: NotificationRecord | None
+
+
+@dataclass(frozen=True)
 class AttemptCount:
-    """The record's attempts counter and how many entries were dropped from its log."""
+    """The record's attempts counter, how many entries were dropped from its log, and an accepted attempt."""
 
     attempts: int
     dropped: int
+    succeeded: AttemptLogEntry | None = None
 
     @property
     def log_size(self) -> int:
@@ -83,15 +92,21 @@ class NotificationStore:
         item = self._call("get_item", Key=_key(notification_id), ConsistentRead=consistent).get("Item")
         return NotificationRecord.from_typed_item(item) if item else None
 
-    def claim(self, request: ClaimRequest, now: str | None = None) -> NotificationRecord | None:
-        """Claim the notification for ``request.executionId``; None when claimed, else the record that refused it.
+    def claim(self, request: ClaimRequest, now: str | None = None) -> ClaimAttempt:
+        """Claim the notification for ``request.executionId`` in one conditional write.
 
-        Claimable: no record yet, or PROCESSING under this same execution (a retried task),
-        or, for a replay, a FAILED or REJECTED record.
+        Claimable: no record yet; PROCESSING under this same execution (a retried task); PROCESSING
+        under an Express run whose lease has expired (it crashed or timed out: take it over, its
+        attempt log and counter continue); for a Standard run handed over by the fast path,
+        PROCESSING under that Express run; for a replay, a FAILED or REJECTED record.
+
+        An Express claim (``request.lease``) carries ``leaseExpiresAt`` and no operator-index
+        attributes (its SQS message guards it); a Standard claim sets ``opsStatus`` and never expires.
         """
         now = now or utc_iso()
         notification = request.notification
-        written = {
+        express = request.lease is not None
+        written: dict[str, Any] = {
             "status": RecordStatus.PROCESSING,
             "executionArn": request.executionId,
             "claimedAt": now,
@@ -102,42 +117,64 @@ class NotificationStore:
             "eventType": notification.eventType,
             "correlationId": notification.correlationId,
         }
+        removed = ["leaseExpiresAt"] if not express else ["opsStatus", "opsSince"]
+        if request.lease is not None:
+            written["leaseExpiresAt"] = lease_expiry(request.lease.startedAt, request.lease.seconds)
+        else:
+            written["opsStatus"] = RecordStatus.PROCESSING
+            written["opsSince"] = now
         if request.replay:
             written["replayedAt"] = now
+            removed += ["successfulAttempt", "fastPathExecutionArn", "handedOverAt"]
         written = {name: value for name, value in written.items() if value is not None}
         values = {f":{name}": value for name, value in NotificationRecord.typed_values(**written).items()}
-        names = {f"#{name}": name for name in written}
+        names = {f"#{name}": name for name in [*written, *removed]}
         sets = [f"#{name} = :{name}" for name in written]
         sets.append("createdAt = if_not_exists(createdAt, :claimedAt)")
-        condition = (
-            f"attribute_not_exists({TABLE_PARTITION_KEY}) OR (executionArn = :executionArn AND #status = :status)"
-        )
+        values[":nowEpoch"] = to_attribute_value(int(parse_iso(now).timestamp()))
+        clauses = [
+            f"attribute_not_exists({TABLE_PARTITION_KEY})",
+            "(executionArn = :executionArn AND #status = :status)",
+            "(#status = :status AND #leaseExpiresAt < :nowEpoch)",
+        ]
+        names["#leaseExpiresAt"] = "leaseExpiresAt"
+        if request.handedOverBy and not express:
+            clauses.append("(executionArn = :handedOverBy AND #status = :status)")
+            values[":handedOverBy"] = {"S": request.handedOverBy}
         if request.replay:
-            condition += " OR #status IN (:failed, :rejected)"
+            clauses.append("#status IN (:failed, :rejected)")
             values[":failed"] = {"S": RecordStatus.FAILED}
             values[":rejected"] = {"S": RecordStatus.REJECTED}
+        update = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(f"#{name}" for name in removed)
         try:
-            self._call(
+            response = self._call(
                 "update_item",
                 Key=_key(request.notificationId),
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=condition,
+                UpdateExpression=update,
+                ConditionExpression=" OR ".join(clauses),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
+                ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except _ConditionFailedError as refused:
             if refused.item:
-                return NotificationRecord.from_typed_item(refused.item)
-            return self.get(request.notificationId) or NotificationRecord(notificationId=request.notificationId)
-        return None
+                return ClaimAttempt(claimed=False, previous=NotificationRecord.from_typed_item(refused.item))
+            existing = self.get(request.notificationId) or NotificationRecord(notificationId=request.notificationId)
+            return ClaimAttempt(claimed=False, previous=existing)
+        old = response.get("Attributes")
+        return ClaimAttempt(claimed=True, previous=NotificationRecord.from_typed_item(old) if old else None)
 
     def attempt_count(self, notification_id: str, execution_id: str) -> AttemptCount | None:
-        """The attempts counter before the next attempt (it spans redrives); None unless this run owns the record."""
+        """The attempts counter before the next attempt (it spans redrives); None unless this run owns the record.
+
+        Also says whether an earlier invocation of this run already had an attempt accepted
+        (``successfulAttempt``), so the caller records that instead of sending again.
+        """
         item = self._call(
             "get_item",
             Key=_key(notification_id),
-            ProjectionExpression="attempts, attemptLogDropped, executionArn",
+            ProjectionExpression="attempts, attemptLogDropped, executionArn, successfulAttempt",
             ConsistentRead=True,
         ).get("Item")
         if not item:
@@ -145,7 +182,7 @@ class NotificationStore:
         record = NotificationRecord.from_typed_item({**item, **_key(notification_id)})
         if record.executionArn != execution_id:
             return None
-        return AttemptCount(record.attempts, record.attemptLogDropped)
+        return AttemptCount(record.attempts, record.attemptLogDropped, record.successfulAttempt)
 
     def record_attempt(
         self,
@@ -168,6 +205,8 @@ class NotificationStore:
         Raises RecordNotOwnedError when the record is not PROCESSING under ``execution_id``.
         """
         typed_entry = NotificationRecord.typed_values(attemptLog=[entry])["attemptLog"]
+        accepted = entry.category is Category.SUCCESS
+        mark = ", successfulAttempt = :accepted" if accepted else ""
         values: dict[str, AttributeValue] = {
             ":exec": {"S": execution_id},
             ":processing": {"S": RecordStatus.PROCESSING},
@@ -180,7 +219,7 @@ class NotificationStore:
             if size < ATTEMPT_LOG_MAX:
                 update = (
                     "SET attemptLog = list_append(if_not_exists(attemptLog, :empty), :entry), "
-                    "lastDeliveryAttempt = :ts, lastUpdatedAt = :now ADD attempts :one"
+                    f"lastDeliveryAttempt = :ts, lastUpdatedAt = :now{mark} ADD attempts :one"
                 )
                 condition = f"{_OWNED} AND (attribute_not_exists(attemptLog) OR size(attemptLog) < :max)"
                 extra = {":empty": {"L": []}, ":entry": typed_entry, ":max": to_attribute_value(ATTEMPT_LOG_MAX)}
@@ -190,8 +229,8 @@ class NotificationStore:
                 drop = size + 1 - ATTEMPT_LOG_MAX
                 removed = ", ".join(f"attemptLog[{ATTEMPT_LOG_HEAD + offset}]" for offset in range(drop))
                 update = (
-                    f"REMOVE {removed} SET attemptLog[{size}] = :last, lastDeliveryAttempt = :ts, lastUpdatedAt = :now "
-                    "ADD attempts :one, attemptLogDropped :dropped"
+                    f"REMOVE {removed} SET attemptLog[{size}] = :last, lastDeliveryAttempt = :ts, lastUpdatedAt = :now"
+                    f"{mark} ADD attempts :one, attemptLogDropped :dropped"
                 )
                 condition = f"{_OWNED} AND size(attemptLog) = :size"
                 extra = {
@@ -199,6 +238,8 @@ class NotificationStore:
                     ":size": to_attribute_value(size),
                     ":dropped": to_attribute_value(drop),
                 }
+            if accepted:
+                extra[":accepted"] = typed_entry["L"][0]
             try:
                 response = self._call(
                     "update_item",

@@ -206,15 +206,19 @@ def test_unloadable_secret_sends_nothing_and_is_retryable(aws, receiver, load_ev
 def test_rotated_secret_is_picked_up_when_the_cache_expires(
     aws, receiver, load_event, lambda_context, secret, rotated_secret
 ):
+    # Given an endpoint failing twice (an accepted attempt is never sent again in one run)
     event = load_event("order_created", receiver.base_url)
     aws.claim("ntf-order-1001", event["executionId"])
-    lambda_handler(event, lambda_context)
+    receiver.script("/webhooks/orders", [Step(503), Step(503), Step(200)])
+    with pytest.raises(DeliveryRetryableError):
+        lambda_handler(event, lambda_context)
 
     # Given the secret now holds the new and the old secret
     aws.secrets.put_secret_value(SecretId="notiflow/unit/signing", SecretString=f"{rotated_secret}\n{secret}")
 
     # When invoked while the cached value is fresh, then after it expired
-    lambda_handler({**event, "retryCount": 1}, lambda_context)
+    with pytest.raises(DeliveryRetryableError):
+        lambda_handler({**event, "retryCount": 1}, lambda_context)
     delivery.secret_value.cache_clear()
     lambda_handler({**event, "retryCount": 2}, lambda_context)
 
