@@ -211,6 +211,28 @@ def test_rules_that_do_not_match_get_nothing(local_stack: EmbeddedStack) -> None
     assert [event_targets.calls(name) for name in (failures, disabled, elsewhere)] == [0, 0, 0]
 
 
+def test_a_pattern_on_the_input_and_a_target_input_path(local_stack: EmbeddedStack) -> None:
+    # Given a rule on the runs whose input asks to fail, whose target gets only the event's detail
+    machine = _choice_machine(local_stack)
+    function, function_arn = _target(local_stack, "record")
+    name = f"events-test-{uuid.uuid4().hex[:10]}"
+    client = local_stack.client("events")
+    pattern = {**_status_changes([machine]), "detail": {"input": [{"prefix": '{"outcome": "fail'}]}}
+    client.put_rule(Name=name, EventPattern=json.dumps(pattern))
+    client.put_targets(Rule=name, Targets=[{"Id": "toy", "Arn": function_arn, "InputPath": "$.detail"}])
+
+    # When one run fails and one succeeds
+    succeeded = start(local_stack, machine, {"outcome": "done"})
+    failed = start(local_stack, machine, {"outcome": "fail"})
+    finished_execution(local_stack.client("stepfunctions"), succeeded)
+
+    # Then only the failing run's two changes arrive, as bare details
+    got = wait_until(lambda: event_targets.received(function), lambda found: len(found) >= 2, timeout=30)
+    assert events.wait_idle(30)
+    assert sorted(detail["status"] for detail in event_targets.received(function)) == ["FAILED", "RUNNING"]
+    assert {detail["executionArn"] for detail in got} == {failed}
+
+
 def test_a_redrive_sends_running_with_its_redrive_count_to_the_reconciler_pattern(local_stack: EmbeddedStack) -> None:
     # Given a rule with the reconciler's own pattern (stopped runs, and RUNNING only for a redrive)
     flaky = create_function(local_stack, "fail_until")

@@ -21,7 +21,8 @@ minutes later (scaled by the engine's time scale), then it is counted and logged
 drops the event (counted and logged), as a best-effort delivery would.
 
 Off the hot path: when the execution's default bus has no enabled rule whose pattern could admit
-``aws.states`` events, no event is built; nothing is matched or queued for events no rule matches.
+``aws.states`` events, no event is built; otherwise the rules are matched first against the event
+without the run's input and output (not serialised unless a rule matches, or names them).
 """
 
 from __future__ import annotations
@@ -93,14 +94,38 @@ def _redrive_fields(execution: Any) -> dict[str, Any]:
     }
 
 
-def status_change_detail(execution: Any) -> dict[str, Any]:
+PAYLOAD_FIELDS: Final = frozenset({"input", "inputDetails", "output", "outputDetails"})
+"""The fields of ``detail`` that cost a serialisation; left out of the first match unless a pattern names them."""
+
+
+def status_change_detail(execution: Any, *, payload: bool = True) -> dict[str, Any]:
     """The event's ``detail``: the run as DescribeExecution reports it (input and output as it gives them), dates
     in epoch milliseconds.
 
     Fields that do not apply are null, as in AWS's examples (no output before SUCCEEDED, no error or
-    cause unless the run reports one, no versions or aliases locally).
+    cause unless the run reports one, no versions or aliases locally). Without ``payload``, the
+    :data:`PAYLOAD_FIELDS` are left out.
     """
     status = ExecutionStatus(execution.exec_status)
+    detail: dict[str, Any] = {
+        "executionArn": execution.exec_arn,
+        "stateMachineArn": execution.state_machine_arn,
+        "stateMachineVersionArn": None,
+        "stateMachineAliasArn": None,
+        "name": execution.name,
+        "status": status.value,
+        "startDate": _millis(execution.start_date),
+        "stopDate": _millis(execution.stop_date) if status in TERMINAL else None,
+    }
+    if payload:
+        detail.update(_payload_fields(execution, status))
+    detail.update(_redrive_fields(execution))
+    detail["error"] = execution.error
+    detail["cause"] = execution.cause
+    return detail
+
+
+def _payload_fields(execution: Any, status: ExecutionStatus) -> dict[str, Any]:
     input_text: str | None = getattr(execution, "execution_input", None)
     if input_text is None:
         input_text = to_json_str(execution.input_data, separators=(",", ":"))
@@ -112,25 +137,14 @@ def status_change_detail(execution: Any) -> dict[str, Any]:
     if not input_included:
         input_text = None
     return {
-        "executionArn": execution.exec_arn,
-        "stateMachineArn": execution.state_machine_arn,
-        "stateMachineVersionArn": None,
-        "stateMachineAliasArn": None,
-        "name": execution.name,
-        "status": status.value,
-        "startDate": _millis(execution.start_date),
-        "stopDate": _millis(execution.stop_date) if status in TERMINAL else None,
         "input": input_text,
         "inputDetails": {"included": input_included},
         "output": output_text,
         "outputDetails": {"included": output_included} if status is ExecutionStatus.SUCCEEDED else None,
-        **_redrive_fields(execution),
-        "error": execution.error,
-        "cause": execution.cause,
     }
 
 
-def status_change_event(execution: Any) -> dict[str, Any]:
+def status_change_event(execution: Any, *, payload: bool = True) -> dict[str, Any]:
     """The whole event as moto's events backend carries one (``time`` in epoch seconds, ``ingestion-time``).
 
     :func:`aws_shaped` turns it into what a target receives.
@@ -145,7 +159,7 @@ def status_change_event(execution: Any) -> dict[str, Any]:
         "time": now,
         "region": execution.region_name,
         "resources": [execution.exec_arn],
-        "detail": status_change_detail(execution),
+        "detail": status_change_detail(execution, payload=payload),
         "ingestion-time": now,
     }
 
@@ -208,18 +222,38 @@ def run_ended(execution: Any) -> None:
         status_changed(execution)
 
 
+def names_payload(pattern: Any) -> bool:
+    """Whether a pattern names any of :data:`PAYLOAD_FIELDS` (at any depth, ``$or`` included)."""
+    if isinstance(pattern, dict):
+        return any(key in PAYLOAD_FIELDS or names_payload(value) for key, value in pattern.items())
+    if isinstance(pattern, list):
+        return any(names_payload(item) for item in pattern)
+    return False
+
+
 def status_changed(execution: Any) -> None:
     """The engine's hook: ``execution`` has just changed status; send the event to the rules that match.
 
-    Never raises into the run: a rule whose targets moto cannot serve is logged and counted.
+    Rules are first matched against the event without the run's input and output (no serialisation),
+    which gives the same answer for every pattern that does not name them; only when a rule matches
+    is the whole event built and sent. Never raises into the run: a rule whose targets moto cannot
+    serve is logged and counted.
     """
     if execution.exec_status is None or is_express(execution):
         return
     rules = candidate_rules(execution.account_id, execution.region_name)
     if not rules:
         return
-    event = status_change_event(execution)
-    for rule in rules:
+    light = status_change_event(execution, payload=False)
+    matched = [
+        rule
+        for rule in rules
+        if names_payload(rule.event_pattern.get_pattern()) or rule.event_pattern.matches_event(light)
+    ]
+    if not matched:
+        return
+    event = {**light, "detail": status_change_detail(execution)}
+    for rule in matched:
         try:
             rule.send_to_targets(event)
         except Exception as exc:
