@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
+from jsonpath_ng.ext import parse as jsonpath_parse  # what moto's events backend parses paths with
 from moto.awslambda.utils import get_backend as get_lambda_backend
 from moto.events.models import events_backends
 from moto.events.utils import EventTemplateParser
@@ -59,10 +60,9 @@ PAYLOAD_LIMIT_BYTES: Final = 248 * 1024
 RETRY_DELAYS_SECONDS: Final = (60.0, 120.0)
 """Lambda retries a failed asynchronous invocation twice, about one then two minutes later (nominal seconds)."""
 QUEUE_LIMIT: Final = 10_000
+COUNTED: Final = ("submitted", "delivered", "retried", "failed", "dropped", "undeliverable")
 DELIVERY_THREADS: Final = 2
-TERMINAL: Final = frozenset(
-    {ExecutionStatus.SUCCEEDED, ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED}
-)
+TERMINAL: Final = frozenset(set(ExecutionStatus) - {ExecutionStatus.RUNNING, ExecutionStatus.PENDING_REDRIVE})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,11 +76,6 @@ def _millis(value: datetime.datetime | None) -> int | None:
 
 def _escaped_size(text: str | None) -> int:
     return 0 if text is None else len(json.dumps(text).encode("utf-8"))
-
-
-def _text(value: Any) -> str:
-    """A run's output as DescribeExecution gives it: a string as it is, anything else as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _redrive_fields(execution: Any) -> dict[str, Any]:
@@ -129,7 +124,9 @@ def _payload_fields(execution: Any, status: ExecutionStatus) -> dict[str, Any]:
     input_text: str | None = getattr(execution, "execution_input", None)
     if input_text is None:
         input_text = to_json_str(execution.input_data, separators=(",", ":"))
-    output_text = _text(execution.output) if status is ExecutionStatus.SUCCEEDED else None
+    output_text = None
+    if status is ExecutionStatus.SUCCEEDED:  # as DescribeExecution gives it: a string as it is
+        output_text = execution.output if isinstance(execution.output, str) else json.dumps(execution.output)
     output_included = _escaped_size(output_text) <= PAYLOAD_LIMIT_BYTES
     if not output_included:
         output_text = None
@@ -278,9 +275,7 @@ def target_input(target: dict[str, Any], event: dict[str, Any]) -> Any:
         return json.loads(target["Input"])
     shaped = aws_shaped(event)
     if target.get("InputPath"):
-        from jsonpath_ng.ext import parse  # moto's events backend parses its paths with it
-
-        matches = parse(target["InputPath"]).find(shaped)
+        matches = jsonpath_parse(target["InputPath"]).find(shaped)
         return matches[0].value if matches else None
     transformer = target.get("InputTransformer")
     if transformer:
@@ -353,6 +348,10 @@ class Delivery:
     event_id: str
     attempts: int = 0
 
+    def __str__(self) -> str:
+        """Where it goes, for logs (never the payload: a run's input is a notification)."""
+        return f"{self.event_id} (rule {self.rule_arn}, target {self.target_id}: {self.function_arn})"
+
 
 class _Deliveries:
     """A bounded queue of deliveries (ready ones, and retries waiting for their time) and its threads."""
@@ -374,20 +373,14 @@ class _Deliveries:
 
     def stats(self) -> dict[str, int]:
         with self._cond:
-            return {
-                "queued": len(self._ready) + len(self._later),
-                "in_flight": self._busy,
-                **{kind: self._counts[kind] for kind in ("submitted", "delivered", "retried", "failed", "dropped")},
-                "undeliverable": self._counts["undeliverable"],
-            }
+            counts = {kind: self._counts[kind] for kind in COUNTED}
+            return {"queued": len(self._ready) + len(self._later), "in_flight": self._busy, **counts}
 
     def submit(self, delivery: Delivery) -> None:
         with self._cond:
             if len(self._ready) + len(self._later) >= self.limit:
                 self._counts["dropped"] += 1
-                LOG.warning(
-                    "event %s for %s dropped: %d deliveries queued", delivery.event_id, delivery.rule_arn, self.limit
-                )
+                LOG.warning("event %s dropped: %d deliveries queued", delivery, self.limit)
                 return
             self._counts["submitted"] += 1
             self._ready.append(delivery)
@@ -429,15 +422,7 @@ class _Deliveries:
                     heapq.heappush(self._later, (due, next(self._sequence), delivery))
                 else:
                     self._counts["failed"] += 1
-                    LOG.warning(
-                        "event %s not delivered to %s (rule %s, target %s) after %d attempts: %s",
-                        delivery.event_id,
-                        delivery.function_arn,
-                        delivery.rule_arn,
-                        delivery.target_id,
-                        delivery.attempts,
-                        error,
-                    )
+                    LOG.warning("event %s not delivered after %d attempts: %s", delivery, delivery.attempts, error)
                 self._cond.notify_all()
 
     def wait_idle(self, timeout: float) -> bool:
