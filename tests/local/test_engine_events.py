@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from infrastructure.spec import ReconcilerSpec
-from notiflow.local.engine import events
+from notiflow.local.engine import event_delivery, events
 from notiflow.local.fixtures import finished_execution, stack_settings_for_tests
 from notiflow.local.stack import LAMBDA_ROLE_NAME, STATE_MACHINE_ROLE_NAME, EmbeddedStack, StackSettings
 from notiflow.shared.waiting import wait_until
@@ -347,7 +347,7 @@ def test_a_full_queue_drops_and_counts_events(local_stack: EmbeddedStack) -> Non
     before = events.stats()
     try:
         # When more events arrive than the threads and the queue hold
-        for n in range(events.DELIVERY_THREADS + 3):
+        for n in range(event_delivery.DELIVERY_THREADS + 3):
             local_stack.client("events").put_events(
                 Entries=[{"Source": "notiflow.test", "DetailType": "Flood", "Detail": json.dumps({"n": n})}]
             )
@@ -426,3 +426,13 @@ def test_the_cheap_check_admits_only_patterns_that_could_match() -> None:
     assert events.may_match({"source": [{"prefix": "aws."}]})
     assert events.may_match({"detail": {"status": ["FAILED"]}})
     assert events.may_match({"$or": [{"source": ["aws.states"]}, {"source": ["aws.s3"]}]})
+    # Statuses a pattern lists, also in each $or branch, as the reconciler's pattern does
+    reconciler = ReconcilerSpec.event_pattern("arn:aws:states:us-east-1:123456789012:stateMachine:m")
+    assert [events.may_match(reconciler, status) for status in ("SUCCEEDED", "RUNNING", "FAILED")] == [
+        False,
+        True,
+        True,
+    ]
+    assert events.may_match({"detail": {"status": [{"anything-but": ["RUNNING"]}]}}, "SUCCEEDED")
+    assert events.may_match({"detail": {"$or": [{"status": ["FAILED"]}, {"name": ["x"]}]}}, "SUCCEEDED")
+    assert not events.may_match({"detail": {"status": ["FAILED"]}}, "SUCCEEDED")

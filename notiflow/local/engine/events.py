@@ -12,42 +12,36 @@ EventPattern, ``$or``, ``numeric``, ``prefix``...) and serves the targets moto k
 buses); the engine wraps it so Lambda targets, which moto cannot reach, are queued for delivery
 (:func:`send_to_targets`). So PutEvents from a user reaches Lambda targets the same way.
 
-Delivery is asynchronous and at least once: a bounded queue served by a few threads of its own, so
-a slow or failing target never holds a run. Each delivery invokes the function in-process through
-the engine's one Lambda path (:func:`runtime.invoke_moto_function`), with the event as AWS shapes
-it (``time`` in ISO 8601). A failed invocation (a function error, or the function cannot be
-reached) is tried again as Lambda retries an asynchronous invocation: twice, about one and two
-minutes later (scaled by the engine's time scale), then it is counted and logged. A full queue
-drops the event (counted and logged), as a best-effort delivery would.
+Delivery is asynchronous and at least once, with Lambda's retries (:mod:`.event_delivery`); the
+function gets the event as AWS shapes it (``time`` in ISO 8601).
 
 Off the hot path: when the execution's default bus has no enabled rule whose pattern could admit
-``aws.states`` events, no event is built; otherwise the rules are matched first against the event
+``aws.states`` events with this status (a pattern listing statuses, as the reconciler's does, is read
+for them), no event is built; otherwise the rules are matched first against the event
 without the run's input and output (not serialised unless a rule matches, or names them).
 """
 
 from __future__ import annotations
 
-import collections
 import datetime
-import heapq
-import itertools
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final, cast
 
 from jsonpath_ng.ext import parse as jsonpath_parse  # what moto's events backend parses paths with
-from moto.awslambda.utils import get_backend as get_lambda_backend
 from moto.events.models import events_backends
 from moto.events.utils import EventTemplateParser
 from moto.stepfunctions.parser.api import ExecutionStatus, StateMachineType
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
-from notiflow.local.engine import clock, runtime
+from notiflow.local.engine import event_delivery
+from notiflow.local.engine.event_delivery import Delivery
+from notiflow.local.engine.event_delivery import configure as configure  # the delivery settings and figures, here too
+from notiflow.local.engine.event_delivery import stats as stats
+from notiflow.local.engine.event_delivery import wait_idle as wait_idle
 
 LOG = logging.getLogger(__name__)
 
@@ -57,11 +51,6 @@ DEFAULT_BUS: Final = "default"
 ENABLED_STATES: Final = frozenset({"ENABLED", "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"})
 PAYLOAD_LIMIT_BYTES: Final = 248 * 1024
 """Above this, AWS leaves the input (escaped input and output together) or the output (alone) out of the event."""
-RETRY_DELAYS_SECONDS: Final = (60.0, 120.0)
-"""Lambda retries a failed asynchronous invocation twice, about one then two minutes later (nominal seconds)."""
-QUEUE_LIMIT: Final = 10_000
-COUNTED: Final = ("submitted", "delivered", "retried", "failed", "dropped", "undeliverable")
-DELIVERY_THREADS: Final = 2
 TERMINAL: Final = frozenset(set(ExecutionStatus) - {ExecutionStatus.RUNNING, ExecutionStatus.PENDING_REDRIVE})
 
 
@@ -182,16 +171,38 @@ def _admits(pattern: dict[str, Any], key: str, value: str) -> bool:
     return any(not isinstance(item, str) or item == value for item in filters)
 
 
-def may_match(pattern: dict[str, Any]) -> bool:
-    """A cheap, conservative test: could this pattern match a status-change event at all?"""
+def _required_statuses(detail: Any) -> set[str] | None:
+    """The statuses a ``detail`` pattern can match when it lists them literally (also in each ``$or`` branch)."""
+    if not isinstance(detail, dict):
+        return None
+    filters = detail.get("status")
+    if isinstance(filters, list) and filters and all(isinstance(item, str) for item in filters):
+        return set(filters)
+    branches = detail.get("$or")
+    if not isinstance(branches, list) or not branches:
+        return None
+    allowed: set[str] = set()
+    for branch in branches:
+        statuses = _required_statuses(branch)
+        if statuses is None:
+            return None
+        allowed |= statuses
+    return allowed
+
+
+def may_match(pattern: dict[str, Any], status: str | None = None) -> bool:
+    """A cheap, conservative test: could this pattern match a status-change event (with this ``status``)?"""
     if not pattern:
         return False  # a rule with a schedule and no pattern gets no events
     if "$or" in pattern:
         return True
-    return _admits(pattern, "source", SOURCE) and _admits(pattern, "detail-type", DETAIL_TYPE)
+    if not (_admits(pattern, "source", SOURCE) and _admits(pattern, "detail-type", DETAIL_TYPE)):
+        return False
+    statuses = None if status is None else _required_statuses(pattern.get("detail"))
+    return statuses is None or status in statuses
 
 
-def candidate_rules(account_id: str, region: str) -> list[Any]:
+def candidate_rules(account_id: str, region: str, status: str | None = None) -> list[Any]:
     """Enabled rules with targets on the default bus whose pattern could match; [] without building anything."""
     accounts = events_backends.get(account_id)  # dict.get: never creates a backend
     backend = accounts.get(region) if accounts is not None else None
@@ -203,7 +214,7 @@ def candidate_rules(account_id: str, region: str) -> list[Any]:
     return [
         rule
         for rule in list(bus.rules.values())
-        if rule.state in ENABLED_STATES and rule.targets and may_match(rule.event_pattern.get_pattern())
+        if rule.state in ENABLED_STATES and rule.targets and may_match(rule.event_pattern.get_pattern(), status)
     ]
 
 
@@ -238,7 +249,7 @@ def status_changed(execution: Any) -> None:
     """
     if execution.exec_status is None or is_express(execution):
         return
-    rules = candidate_rules(execution.account_id, execution.region_name)
+    rules = candidate_rules(execution.account_id, execution.region_name, ExecutionStatus(execution.exec_status).value)
     if not rules:
         return
     light = status_change_event(execution, payload=False)
@@ -254,7 +265,7 @@ def status_changed(execution: Any) -> None:
         try:
             rule.send_to_targets(event)
         except Exception as exc:
-            _deliveries.count("undeliverable")
+            event_delivery.count("undeliverable")
             LOG.warning("status change of %s not sent to rule %s: %r", execution.exec_arn, rule.arn, exc)
 
 
@@ -317,7 +328,7 @@ def send_to_targets(original: Callable[..., None]) -> Callable[..., None]:
         if others:
             original(_OtherTargets(self, others), original_event, transform_input)
         for target in functions:
-            _deliveries.submit(
+            event_delivery.submit(
                 Delivery(
                     function_arn=target["Arn"],
                     payload=json.dumps(target_input(target, original_event)),
@@ -329,165 +340,3 @@ def send_to_targets(original: Callable[..., None]) -> Callable[..., None]:
             )
 
     return send
-
-
-# ---------------------------------------------------------------------------------------------
-# Asynchronous delivery
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Delivery:
-    """One event for one Lambda target."""
-
-    function_arn: str
-    payload: str
-    account_id: str
-    rule_arn: str
-    target_id: str
-    event_id: str
-    attempts: int = 0
-
-    def __str__(self) -> str:
-        """Where it goes, for logs (never the payload: a run's input is a notification)."""
-        return f"{self.event_id} (rule {self.rule_arn}, target {self.target_id}: {self.function_arn})"
-
-
-class _Deliveries:
-    """A bounded queue of deliveries (ready ones, and retries waiting for their time) and its threads."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._ready: collections.deque[Delivery] = collections.deque()
-        self._later: list[tuple[float, int, Delivery]] = []
-        self._sequence = itertools.count()
-        self._busy = 0
-        self._threads: list[threading.Thread] = []
-        self._generation = 0
-        self._counts: collections.Counter[str] = collections.Counter()
-        self.limit = QUEUE_LIMIT
-
-    def count(self, kind: str) -> None:
-        with self._cond:
-            self._counts[kind] += 1
-
-    def stats(self) -> dict[str, int]:
-        with self._cond:
-            counts = {kind: self._counts[kind] for kind in COUNTED}
-            return {"queued": len(self._ready) + len(self._later), "in_flight": self._busy, **counts}
-
-    def submit(self, delivery: Delivery) -> None:
-        with self._cond:
-            if len(self._ready) + len(self._later) >= self.limit:
-                self._counts["dropped"] += 1
-                LOG.warning("event %s dropped: %d deliveries queued", delivery, self.limit)
-                return
-            self._counts["submitted"] += 1
-            self._ready.append(delivery)
-            if len(self._threads) < DELIVERY_THREADS:
-                thread = threading.Thread(
-                    target=self._serve, args=(self._generation,), name="notiflow-events", daemon=True
-                )
-                self._threads.append(thread)
-                thread.start()
-            self._cond.notify()
-
-    def _next(self, generation: int) -> Delivery | None:
-        with self._cond:
-            while generation == self._generation:
-                now = time.monotonic()
-                while self._later and self._later[0][0] <= now:
-                    self._ready.append(heapq.heappop(self._later)[2])
-                if self._ready:
-                    self._busy += 1
-                    return self._ready.popleft()
-                self._cond.wait(self._later[0][0] - now if self._later else None)
-            return None
-
-    def _serve(self, generation: int) -> None:
-        while (delivery := self._next(generation)) is not None:
-            try:
-                error = _invoke(delivery)
-            except Exception as exc:  # the function cannot be reached (deleted, a bad ARN)
-                error = type(exc).__name__
-            with self._cond:
-                self._busy -= 1
-                if generation != self._generation:
-                    return
-                if error is None:
-                    self._counts["delivered"] += 1
-                elif delivery.attempts <= len(RETRY_DELAYS_SECONDS):
-                    self._counts["retried"] += 1
-                    due = time.monotonic() + clock.scaled_seconds(RETRY_DELAYS_SECONDS[delivery.attempts - 1])
-                    heapq.heappush(self._later, (due, next(self._sequence), delivery))
-                else:
-                    self._counts["failed"] += 1
-                    LOG.warning("event %s not delivered after %d attempts: %s", delivery, delivery.attempts, error)
-                self._cond.notify_all()
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until nothing is queued, waiting for a retry or being delivered; False at the deadline."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._ready or self._later or self._busy:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 0.05))
-            return True
-
-    def stop(self, timeout: float, *, clear_counts: bool) -> None:
-        with self._cond:
-            self._generation += 1
-            dropped = len(self._ready) + len(self._later)
-            self._ready.clear()
-            self._later.clear()
-            threads, self._threads = self._threads, []
-            if clear_counts:
-                self._counts.clear()
-            else:
-                self._counts["dropped"] += dropped
-            self._cond.notify_all()
-        deadline = time.monotonic() + timeout
-        for thread in threads:
-            if thread is not threading.current_thread():
-                thread.join(max(0.0, deadline - time.monotonic()))
-
-
-def _invoke(delivery: Delivery) -> str | None:
-    """One attempt: the function's errorType when it failed, else None."""
-    delivery.attempts += 1
-    region = delivery.function_arn.split(":")[3]
-    function = get_lambda_backend(delivery.account_id, region).get_function(delivery.function_arn)
-    invocation = runtime.invoke_moto_function(function, delivery.payload)
-    return (invocation.error_type or "Unhandled") if invocation.errored else None
-
-
-_deliveries = _Deliveries()
-
-
-def stats() -> dict[str, int]:
-    """Counts since the last reset: submitted, delivered, retried, failed, dropped, undeliverable; queued now."""
-    return _deliveries.stats()
-
-
-def wait_idle(timeout: float = 10.0) -> bool:
-    """Wait until every queued delivery was made or given up on (retries included); False at the deadline."""
-    return _deliveries.wait_idle(timeout)
-
-
-def configure(queue_limit: int = QUEUE_LIMIT) -> None:
-    """At most ``queue_limit`` deliveries wait at once; more events are dropped and counted."""
-    if queue_limit < 1:
-        raise ValueError("the event queue needs room for at least one delivery")
-    _deliveries.limit = queue_limit
-
-
-def reset() -> None:
-    """Forget queued deliveries and counts (moto's backends, and so the rules, were reset)."""
-    _deliveries.stop(0.0, clear_counts=True)
-
-
-def shutdown(timeout: float = 10.0) -> None:
-    """Stop delivering: queued deliveries are dropped (counted), threads end after their current one."""
-    _deliveries.stop(timeout, clear_counts=False)
