@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from notiflow.local.engine import faults, runtime, scheduler
+from notiflow.local.engine import fault_seams, runtime, scheduler
 
 LOG = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ class SqsPoller:
             event = {"Records": [to_event_record(m, self.queue_arn, self.region) for m in messages]}
             ids = {m["MessageId"] for m in messages}
             invocation = self._invoker(self.function_name, event)
-            again = {m["MessageId"] for m in faults.duplicates(messages)}
+            again = {m["MessageId"] for m in fault_seams.duplicates(messages)}
             if again:  # sqs-duplicate: the same messages handed to the function a second time
                 self._invoker(self.function_name, {"Records": [r for r in event["Records"] if r["messageId"] in again]})
             if invocation.errored:

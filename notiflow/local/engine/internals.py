@@ -18,7 +18,7 @@ from typing import Any, Final
 from notiflow.local.engine import (
     clock,
     executions,
-    faults,
+    fault_seams,
     mock_configs,
     redrive,
     retention,
@@ -239,7 +239,7 @@ PATCHES: Final[tuple[Patch, ...]] = (
     Patch(
         f"{P}.asl.component.state.state:CommonStateField",
         "_eval_body",
-        faults.crash_after_state,
+        fault_seams.crash_after_state,
         "crash-after-state: a run may be lost right after a state completed (its exit event written)",
         "faults",
         Expect(params="self, env", calls=("self._set_next(env)", "state_exited_event_type")),
@@ -249,7 +249,7 @@ PATCHES: Final[tuple[Patch, ...]] = (
         Patch(
             "moto.dynamodb.models:DynamoDBBackend",
             method,
-            faults.throttled,
+            fault_seams.throttled,
             "ddb-throttle: the backend refuses a read with ProvisionedThroughputExceededException (writes: storage)",
             "faults",
             Expect(params=params),
@@ -260,7 +260,7 @@ PATCHES: Final[tuple[Patch, ...]] = (
     Patch(
         "requests.adapters:HTTPAdapter",
         "send",
-        faults.crash_after_send,
+        fault_seams.crash_after_send,
         "crash-after-send: not moto, but the one place a handler's HTTP request is known to have been answered",
         "faults",
         Expect(params="self, request, stream, timeout, verify, cert, proxies"),

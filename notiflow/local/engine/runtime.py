@@ -37,7 +37,7 @@ from moto.awslambda.exceptions import InvalidParameterValueException
 from moto.awslambda.utils import get_backend as get_lambda_backend
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from notiflow.local.engine import faults
+from notiflow.local.engine import fault_seams
 
 DEFAULT_TIMEOUT_SECONDS: Final = 3
 
@@ -268,8 +268,8 @@ def invoke(function: Any, event: Any, *, invoked_function_arn: str | None = None
     )
     key = function.function_arn
     invocation = None
-    injected = faults.before_invoke(function, event)  # raises a throttle; arms a timeout or a crash
-    with faults.invocation(injected):
+    injected = fault_seams.before_invoke(function, event)  # raises a throttle; arms a timeout or a crash
+    with fault_seams.invocation(injected):
         try:
             if key not in _warm:
                 # One cold start per function; the invocations that queued behind it run concurrently once warm.
@@ -279,9 +279,9 @@ def invoke(function: Any, event: Any, *, invoked_function_arn: str | None = None
                         _warm.add(key)
             if invocation is None:
                 invocation = _run_handler(function, event, context)
-        except faults.SandboxCrash:
+        except fault_seams.SandboxCrash:
             _warm.add(key)
-    fault = faults.after_invoke(injected)
+    fault = fault_seams.after_invoke(injected)
     if fault == "Runtime.ExitError" or invocation is None:
         message = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
         return Invocation(_error_payload("Runtime.ExitError", message, request_id, []), True)
@@ -307,8 +307,8 @@ def invoke_moto_function(function: Any, body: str) -> Invocation:
     response_headers: dict[str, Any] = {}
     try:
         payload = function.invoke(body, {}, response_headers)
-    except faults.LambdaThrottledError as refused:
-        raise faults.as_client_error(refused) from None
+    except fault_seams.LambdaThrottledError as refused:
+        raise fault_seams.as_client_error(refused) from None
     text = payload.decode("utf-8") if isinstance(payload, bytes) else str(payload)
     return Invocation(text, "x-amz-function-error" in response_headers)
 
