@@ -24,7 +24,7 @@ from notiflow.demo.receiver import WebhookReceiver
 from notiflow.local import engine
 from notiflow.local.engine import faults
 from notiflow.local.fixtures import finished_execution, stack_settings_for_tests, wait_for_execution
-from notiflow.local.stack import LAMBDA_ROLE_NAME, EmbeddedStack, StackSettings
+from notiflow.local.stack import LAMBDA_ROLE_NAME, STATE_MACHINE_ROLE_NAME, EmbeddedStack, StackSettings
 from notiflow.shared.waiting import wait_until
 from tests.local import fake_handlers
 from tests.local.helpers import _zip, create_function, create_state_machine, start
@@ -304,6 +304,76 @@ def test_crash_after_state_leaves_a_standard_run_going_and_records_it(local_stac
     assert _failure(local_stack, arn)[0] == "SUCCEEDED"
     [hit] = injector.hits("crash-after-state")
     assert (hit.state, hit.notification, hit.outcome) == ("First", "state-1", "resumed")
+
+
+def _three_pass_states(stack: EmbeddedStack, machine_type: str = "STANDARD") -> str:
+    definition = {
+        "StartAt": "First",
+        "States": {
+            "First": {"Type": "Pass", "Next": "Second"},
+            "Second": {"Type": "Pass", "Result": "second ran", "ResultPath": "$.second", "Next": "Third"},
+            "Third": {"Type": "Pass", "End": True},
+        },
+    }
+    response = stack.client("stepfunctions").create_state_machine(
+        name=f"faults-{uuid.uuid4().hex[:10]}",
+        definition=json.dumps(definition),
+        roleArn=f"arn:aws:iam::{stack.account_id}:role/{STATE_MACHINE_ROLE_NAME}",
+        type=machine_type,
+    )
+    return str(response["stateMachineArn"])
+
+
+def test_crash_after_state_ends_an_express_run_failed_without_running_further_states(local_stack, inject):
+    # Given an Express machine and a crash after its second state
+    machine = _three_pass_states(local_stack, "EXPRESS")
+    injector = inject("crash-after-state=Second:1")
+
+    # When a run goes through it synchronously
+    result = local_stack.client("stepfunctions").start_sync_execution(
+        stateMachineArn=machine, input=json.dumps({"notificationId": "express-1"})
+    )
+
+    # Then it ends FAILED with the fault's error, and the third state never ran
+    assert (result["status"], result["error"]) == ("FAILED", faults.CRASH_AFTER_STATE_ERROR)
+    assert "Second" in result["cause"]
+    [hit] = injector.hits("crash-after-state")
+    assert (hit.state, hit.notification, hit.outcome) == ("Second", "express-1", "failed")
+    entered = [
+        event["stateEnteredEventDetails"]["name"]
+        for event in local_stack.client("stepfunctions").get_execution_history(executionArn=result["executionArn"])[
+            "events"
+        ]
+        if "stateEnteredEventDetails" in event
+    ]
+    assert entered == ["First", "Second"]
+
+
+def test_crash_after_state_exactly_once_for_a_named_state_and_notification(local_stack, inject):
+    # Given a crash armed once, after First, for notification target-1 only
+    machine = _three_pass_states(local_stack, "EXPRESS")
+    injector = inject("crash-after-state=First@target-1")
+    sfn = local_stack.client("stepfunctions")
+
+    def run(notification_id: str) -> str:
+        return str(
+            sfn.start_sync_execution(stateMachineArn=machine, input=json.dumps({"notificationId": notification_id}))[
+                "status"
+            ]
+        )
+
+    # When other notifications run, then target-1 twice
+    outcomes = [run("other-1"), run("target-1"), run("target-1")]
+
+    # Then only the first run of target-1 was lost
+    assert outcomes == ["SUCCEEDED", "FAILED", "SUCCEEDED"]
+    assert injector.counts()["crash-after-state"] == 1
+    assert injector.report()["armed"] == []
+    # The same can be armed from code, for a sweep over every state
+    injector.arm_crash_after_state("Third", "other-2")
+    assert run("other-2") == "SUCCEEDED"  # Third is the last state: nothing after it to lose
+    injector.arm_crash_after_state("Second", "other-2")
+    assert run("other-2") == "FAILED"
 
 
 # -- the real pipeline with throttles on ----------------------------------------------------------
