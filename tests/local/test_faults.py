@@ -413,4 +413,7 @@ def test_every_notification_still_succeeds_with_throttles_on(local_stack, inject
     assert counts["lambda-throttle"] > 0
     assert counts["ddb-throttle"] > 0
     assert any(hit.execution in {execution_name(i) for i in ids} for hit in injector.hits("ddb-throttle"))
+    attributed = {hit.notification for hit in injector.hits("lambda-throttle") if hit.execution}
+    assert attributed
+    assert attributed <= set(ids)  # every task's throttle names its notification
     assert engine.faults.report()["counts"]["lambda-throttle"] == 0  # cleared

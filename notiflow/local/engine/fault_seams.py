@@ -39,10 +39,13 @@ def _execution() -> str | None:
 
 
 def _notification(event: Any) -> str | None:
-    """The notification id of a Lambda event: a task payload's, or those of an SQS batch's bodies."""
+    """The notification id of a Lambda event (at its top or one level down), or those of an SQS batch's bodies."""
     if isinstance(event, dict):
         if isinstance(event.get("notificationId"), str):
             return str(event["notificationId"])
+        for value in event.values():  # {"input": {...}} (Validate), {"notification": {...}} (Deliver)
+            if isinstance(value, dict) and isinstance(value.get("notificationId"), str):
+                return str(value["notificationId"])
         records = event.get("Records")
         if isinstance(records, list):
             ids = [_body_notification(record.get("body")) for record in records if isinstance(record, dict)]
