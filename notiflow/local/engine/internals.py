@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from notiflow.local.engine import clock, executions, mock_configs, redrive, retention, runtime, speed, storage
+from notiflow.local.engine import api, clock, executions, mock_configs, redrive, retention, runtime, speed, storage
 
 MOTO_VERSION: Final = "5.2.5"
 P: Final = "moto.stepfunctions.parser"
@@ -190,19 +190,44 @@ PATCHES: Final[tuple[Patch, ...]] = (
     # -- redrive -------------------------------------------------------------------------------------
     Patch(
         "moto.stepfunctions.responses:StepFunctionResponse",
-        "describe_execution",
-        redrive.describe_execution,
-        "DescribeExecution reports redriveCount, redriveDate and redriveStatus",
+        "redrive_execution",
+        redrive.redrive_execution,
+        "RedriveExecution (moto has none; it dispatches an action to the method of the same name)",
         "redrive",
+        Expect(absent=True),
+    ),
+    # -- api: responses shaped as AWS documents them -------------------------------------------------
+    Patch(
+        "moto.stepfunctions.responses:StepFunctionResponse",
+        "describe_execution",
+        api.describe_execution,
+        "DescribeExecution: inputDetails, outputDetails, redrive fields, TIMED_OUT stopDate, JSON string output",
+        "api",
         Expect(params="self"),
         wraps=True,
     ),
     Patch(
         "moto.stepfunctions.responses:StepFunctionResponse",
-        "redrive_execution",
-        redrive.redrive_execution,
-        "RedriveExecution (moto has none; it dispatches an action to the method of the same name)",
-        "redrive",
+        "list_executions",
+        api.list_executions,
+        "ListExecutions ignores redriveFilter and lists no redriveCount/redriveDate",
+        "api",
+        Expect(params="self", calls=("status_filter=status_filter",)),
+    ),
+    Patch(
+        "moto.stepfunctions.responses:StepFunctionResponse",
+        "get_execution_history",
+        api.get_execution_history,
+        "GetExecutionHistory ignores reverseOrder, maxResults/nextToken and includeExecutionData",
+        "api",
+        Expect(params="self", calls=("get_execution_history(",)),
+    ),
+    Patch(
+        "moto.stepfunctions.responses:StepFunctionResponse",
+        "validate_state_machine_definition",
+        api.validate_state_machine_definition,
+        "ValidateStateMachineDefinition (moto has none: an HTML 500 page)",
+        "api",
         Expect(absent=True),
     ),
     # -- storage: atomic conditional writes ----------------------------------------------------------
@@ -405,6 +430,25 @@ USES: Final[tuple[Use, ...]] = (
         "task clients come from the boto3 global of its module",
         params="region, service, state_credentials",
         calls=("boto3.client(",),
+    ),
+    _use(
+        f"{P}.models:StepFunctionsParserBackend",
+        "_validate_definition",
+        "ValidateStateMachineDefinition parses as CreateStateMachine does",
+        params="definition",
+    ),
+    _use(
+        f"{P}.asl.static_analyser.static_analyser:StaticAnalyser",
+        "analyse",
+        "its diagnostics",
+        params="self, definition",
+    ),
+    _use(f"{P}.asl.static_analyser.express_static_analyser", "ExpressStaticAnalyser", "EXPRESS rules", kind=type),
+    _use(
+        f"{P}.models:StepFunctionsParserBackend",
+        "get_execution_history",
+        "the full history, paged by the engine",
+        params="self, execution_arn",
     ),
     _use(f"{P}.mocking.mock_config", "MockTestCase", "Step Functions Local test cases", kind=type),
     _use(f"{P}.mocking.mock_config", "MockedResponseReturn", "a mocked Return", kind=type),
