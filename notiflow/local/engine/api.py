@@ -30,6 +30,7 @@ from typing import Any, Final, cast
 from moto.core.responses import ActionResult
 from moto.stepfunctions.exceptions import InvalidToken, ValidationException
 from moto.stepfunctions.parser.api import ExecutionStatus
+from moto.stepfunctions.parser.backend.execution import Execution as ParserExecution
 
 from notiflow.local.engine import redrive
 
@@ -183,10 +184,10 @@ def describe_execution(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
         execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
         response = cast(dict[str, Any], result.result)
         response["inputDetails"] = {"included": True}
-        if execution.status == ExecutionStatus.SUCCEEDED and execution.output is not None:
-            output = execution.output
-            if isinstance(output, str) and not _is_json(output):
-                response["output"] = json.dumps(output)
+        # The interpreter keeps the output as a value; moto sends a str value as is, unencoded.
+        succeeded = execution.status == ExecutionStatus.SUCCEEDED and isinstance(execution, ParserExecution)
+        if succeeded and isinstance(execution.output, str):
+            response["output"] = json.dumps(execution.output)
         if "output" in response:
             response["outputDetails"] = {"included": True}
         else:
@@ -198,14 +199,6 @@ def describe_execution(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return result
 
     return describe
-
-
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------------------------------------

@@ -187,6 +187,30 @@ PATCHES: Final[tuple[Patch, ...]] = (
         Expect(params="self, env, ex"),
         wraps=True,
     ),
+    Patch(
+        f"{P}.asl.eval.environment:Environment",
+        "get_current_mocked_response",
+        mock_configs.current_mocked_response,
+        "moto picks a mocked response by the state's retry count: a Choice loop or Map iteration got '0' for ever",
+        "mock_configs",
+        Expect(params="self", calls=('"RetryCount"', "self.next_state_name")),
+    ),
+    Patch(
+        f"{TASK}.service.state_task_service_aws_sdk:StateTaskServiceAwsSdk",
+        "_get_sfn_resource_type",
+        mock_configs.sdk_resource_type,
+        "aws-sdk task events: resourceType 'aws-sdk' as Step Functions Local and AWS write it",
+        "mock_configs",
+        Expect(params="self", calls=("self.resource.api_name",)),
+    ),
+    Patch(
+        f"{TASK}.service.state_task_service_aws_sdk:StateTaskServiceAwsSdk",
+        "_get_sfn_resource",
+        mock_configs.sdk_resource,
+        "aws-sdk task events: resource 'service:action' as Step Functions Local and AWS write it",
+        "mock_configs",
+        Expect(params="self", inherited_from=f"{TASK}.service.state_task_service:StateTaskService"),
+    ),
     # -- redrive -------------------------------------------------------------------------------------
     Patch(
         "moto.stepfunctions.responses:StepFunctionResponse",
@@ -396,12 +420,6 @@ USES: Final[tuple[Use, ...]] = (
     ),
     _use(f"{P}.asl.component.eval_component:EvalComponent", "heap_key", "primed before sharing", kind=property),
     _use(f"{P}.asl.eval.environment:Environment", "set_stop", "StopExecution", params="self, stop_date, cause, error"),
-    _use(
-        f"{P}.asl.eval.environment:Environment",
-        "get_current_mocked_response",
-        "mocked responses are picked by the state's retry count",
-        calls=('"RetryCount"',),
-    ),
     _use(
         f"{P}.asl.eval.event.event_manager:EventManager",
         "add_event",
