@@ -15,8 +15,10 @@ from botocore.exceptions import ClientError
 from notiflow.local.fixtures import execution_history, finished_execution
 from tests.local.helpers import create_function, create_state_machine, start
 
-AWS_CLI = shutil.which("aws") or str(Path(sys.executable).with_name("aws"))
-HAS_AWS_CLI = Path(AWS_CLI).exists()
+_VENV_CLI = Path(sys.executable).with_name("aws")
+AWS_CLI = str(_VENV_CLI) if _VENV_CLI.exists() else (shutil.which("aws") or "aws")
+"""The AWS CLI of this virtualenv (a dev dependency), else one on PATH."""
+HAS_AWS_CLI = _VENV_CLI.exists() or shutil.which("aws") is not None
 
 
 def _failing_machine(stack) -> str:

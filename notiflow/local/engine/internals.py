@@ -450,10 +450,7 @@ USES: Final[tuple[Use, ...]] = (
         calls=("boto3.client(",),
     ),
     _use(
-        f"{P}.models:StepFunctionsParserBackend",
-        "_validate_definition",
-        "ValidateStateMachineDefinition parses as CreateStateMachine does",
-        params="definition",
+        f"{P}.models:StepFunctionsParserBackend", "_validate_definition", "as CreateStateMachine", params="definition"
     ),
     _use(
         f"{P}.asl.static_analyser.static_analyser:StaticAnalyser",
@@ -462,12 +459,7 @@ USES: Final[tuple[Use, ...]] = (
         params="self, definition",
     ),
     _use(f"{P}.asl.static_analyser.express_static_analyser", "ExpressStaticAnalyser", "EXPRESS rules", kind=type),
-    _use(
-        f"{P}.models:StepFunctionsParserBackend",
-        "get_execution_history",
-        "the full history, paged by the engine",
-        params="self, execution_arn",
-    ),
+    _use(f"{P}.models:StepFunctionsParserBackend", "get_execution_history", "paged", params="self, execution_arn"),
     _use(f"{P}.mocking.mock_config", "MockTestCase", "Step Functions Local test cases", kind=type),
     _use(f"{P}.mocking.mock_config", "MockedResponseReturn", "a mocked Return", kind=type),
     _use(f"{P}.mocking.mock_config", "MockedResponseThrow", "a mocked Throw", kind=type),
