@@ -15,7 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from notiflow.local.engine import api, clock, executions, mock_configs, redrive, retention, runtime, speed, storage
+from notiflow.local.engine import (
+    api,
+    clock,
+    events,
+    executions,
+    mock_configs,
+    redrive,
+    retention,
+    runtime,
+    speed,
+    storage,
+)
 
 MOTO_VERSION: Final = "5.2.5"
 P: Final = "moto.stepfunctions.parser"
@@ -221,38 +232,55 @@ PATCHES: Final[tuple[Patch, ...]] = (
         Expect(absent=True),
     ),
     # -- api: responses shaped as AWS documents them -------------------------------------------------
+    *(
+        Patch("moto.stepfunctions.responses:StepFunctionResponse", method, replacement, why, "api", expect, wraps)
+        for method, replacement, why, expect, wraps in (
+            (
+                "describe_execution",
+                api.describe_execution,
+                "inputDetails, outputDetails, redrive fields, TIMED_OUT stopDate, a string output JSON-encoded",
+                Expect(params="self"),
+                True,
+            ),
+            (
+                "list_executions",
+                api.list_executions,
+                "moto ignores redriveFilter and lists no redriveCount/redriveDate",
+                Expect(params="self", calls=("status_filter=status_filter",)),
+                False,
+            ),
+            (
+                "get_execution_history",
+                api.get_execution_history,
+                "moto ignores reverseOrder, maxResults/nextToken and includeExecutionData",
+                Expect(params="self", calls=("get_execution_history(",)),
+                False,
+            ),
+            (
+                "validate_state_machine_definition",
+                api.validate_state_machine_definition,
+                "moto has none (an HTML 500 page)",
+                Expect(absent=True),
+                False,
+            ),
+        )
+    ),
+    # -- events: execution status changes to EventBridge rules ---------------------------------------
     Patch(
-        "moto.stepfunctions.responses:StepFunctionResponse",
-        "describe_execution",
-        api.describe_execution,
-        "DescribeExecution: inputDetails, outputDetails, redrive fields, TIMED_OUT stopDate, JSON string output",
-        "api",
-        Expect(params="self"),
+        "moto.events.models:Rule",
+        "send_to_targets",
+        events.send_to_targets,
+        "moto cannot deliver to a Lambda target (NotImplementedError): queue it for in-process delivery",
+        "events",
+        Expect(
+            params="self, original_event, transform_input",
+            calls=(
+                "self.event_pattern.matches_event(original_event)",
+                "for target in self.targets:",
+                "NotImplementedError",
+            ),
+        ),
         wraps=True,
-    ),
-    Patch(
-        "moto.stepfunctions.responses:StepFunctionResponse",
-        "list_executions",
-        api.list_executions,
-        "ListExecutions ignores redriveFilter and lists no redriveCount/redriveDate",
-        "api",
-        Expect(params="self", calls=("status_filter=status_filter",)),
-    ),
-    Patch(
-        "moto.stepfunctions.responses:StepFunctionResponse",
-        "get_execution_history",
-        api.get_execution_history,
-        "GetExecutionHistory ignores reverseOrder, maxResults/nextToken and includeExecutionData",
-        "api",
-        Expect(params="self", calls=("get_execution_history(",)),
-    ),
-    Patch(
-        "moto.stepfunctions.responses:StepFunctionResponse",
-        "validate_state_machine_definition",
-        api.validate_state_machine_definition,
-        "ValidateStateMachineDefinition (moto has none: an HTML 500 page)",
-        "api",
-        Expect(absent=True),
     ),
     # -- storage: atomic conditional writes ----------------------------------------------------------
     *(
@@ -475,6 +503,34 @@ USES: Final[tuple[Use, ...]] = (
         "__call__",
         "in-process dispatch",
         params="self, event_name, request, kwargs",
+    ),
+    _use(
+        "moto.stepfunctions.models:StateMachineInstance",
+        "__init__",
+        "Express runs send no status-change events: the machine's type tells, every execution's sm_type is STANDARD",
+        calls=('self.type = sm_type or "STANDARD"', 'self.sm_type = "STANDARD"'),
+    ),
+    _use("moto.events.models", "events_backends", "the default bus of an execution's account and region", kind=dict),
+    _use(
+        "moto.events.models:EventsBackend",
+        "__init__",
+        "the default bus by name",
+        calls=("self.event_buses: dict[str, EventBus] = {}", "self._add_default_event_bus()"),
+    ),
+    _use("moto.events.models:EventBus", "__init__", "a bus keeps its rules by name", calls=("self.rules",)),
+    _use(
+        "moto.events.models:Rule",
+        "__init__",
+        "a rule's state, pattern, targets",
+        calls=("self.state =", "self.event_pattern = EventPattern.load(", "self.targets ="),
+    ),
+    _use("moto.events.models:EventPattern", "get_pattern", "the cheap check before an event is built", params="self"),
+    _use("moto.events.models:EventPattern", "matches_event", "moto matches the event", params="self, event"),
+    _use(
+        "moto.events.utils:EventTemplateParser",
+        "parse",
+        "a Lambda target's InputTransformer",
+        params="input_template, input_paths_map, event",
     ),
     _use("moto.core.config", "default_user_config", "the execution mode switch", kind=dict),
     _use("moto.moto_api._internal.models", "moto_api_backend", "reset of every backend"),
