@@ -8,13 +8,14 @@ moto in execution mode interprets the real ASL. The engine adapts it, one module
 - :mod:`.executions`: the local Execution on the pool, StartExecution, snapshots, listeners.
 - :mod:`.mock_configs`: Step Functions Local ``MockConfigFile`` test cases (``arn#TestCase``).
 - :mod:`.redrive`: RedriveExecution and ``$$.Execution.RedriveCount``.
+- :mod:`.api`: ListExecutions, GetExecutionHistory, DescribeExecution, ValidateStateMachineDefinition as AWS answers.
 - :mod:`.events`: execution status-change events to EventBridge rules; :mod:`.event_delivery` invokes
   their Lambda targets in-process, asynchronously.
 - :mod:`.express`: ``type=EXPRESS`` runs, StartSyncExecution, the ``states:startExecution`` task.
 - :mod:`.storage`: atomic conditional writes in moto's DynamoDB.
 - :mod:`.retention`: finished runs beyond the retention are evicted; moto tracks no Items or Messages.
 - :mod:`.speed`: parse once, call moto in-process, share snapshots (each switchable for benchmarks).
-- :mod:`.server`: moto's HTTP server, the execution-mode switch, the reset of every backend.
+- :mod:`.server`: moto's HTTP server (internal errors as AWS JSON), the execution-mode switch, the reset.
 
 :mod:`.internals` is the one table of the moto internals all of them patch or use; :func:`install`
 and :func:`uninstall` apply and remove exactly its rows, and ``tests/local/test_engine_guard.py``

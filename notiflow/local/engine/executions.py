@@ -236,7 +236,9 @@ def start_execution(original: Callable[..., Execution]) -> Callable[..., Executi
         mock_test_case = None
         if test_case_name:
             try:
-                mock_test_case = mock_configs.mock_test_case_for(state_machine.name, test_case_name)
+                mock_test_case = mock_configs.mock_test_case_for(
+                    state_machine.name, test_case_name, state_machine.definition
+                )
             except (mock_configs.MockConfigError, OSError) as exc:
                 raise InvalidName(f"Invalid mock test case name '{test_case_name}': {exc}") from None
         token = _mock_test_case.set(mock_test_case)

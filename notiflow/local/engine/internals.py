@@ -1,8 +1,8 @@
 """The one table of moto 5.2.5 internals the engine touches: it drives install, uninstall and the guard test.
 
 :data:`PATCHES` lists every attribute of moto the engine replaces, wraps or adds, with the concern
-(module) owning the replacement and why it is needed. :data:`USES` lists what the engine calls,
-subclasses or reads without replacing it. Every row states the shape the engine expects of stock
+(module) owning the replacement and why it is needed. :data:`USES` (kept in :mod:`.uses`, the row
+shapes in :mod:`.rows`) lists what the engine calls, subclasses or reads without replacing it. Every row states the shape the engine expects of stock
 moto (parameter names, a type, snippets of source it relies on, or the hash of code it mirrors);
 ``tests/local/test_engine_guard.py`` generates one check per row, so an upgrade that moves any of
 them fails loudly, and :mod:`notiflow.local.engine.patching` applies and removes exactly these rows.
@@ -12,10 +12,10 @@ others and its rows here; nothing else keeps a list of moto internals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from notiflow.local.engine import (
+    api,
     clock,
     events,
     executions,
@@ -28,70 +28,10 @@ from notiflow.local.engine import (
     speed,
     storage,
 )
+from notiflow.local.engine.rows import MOTO_VERSION, TASK, Expect, P, Patch, Use
+from notiflow.local.engine.uses import USES
 
-MOTO_VERSION: Final = "5.2.5"
-P: Final = "moto.stepfunctions.parser"
-TASK: Final = f"{P}.asl.component.state.exec.state_task"
-
-
-@dataclass(frozen=True)
-class Expect:
-    """The shape of a stock moto attribute the engine relies on; fields left empty are not checked."""
-
-    params: str | None = None
-    """Parameter names of a function or method, comma-separated, in order."""
-    kind: type | None = None
-    """The attribute is an instance of this type (``type`` for a class)."""
-    module: str | None = None
-    """The attribute is this module (e.g. ``time`` inside retrier_decl)."""
-    calls: tuple[str, ...] = ()
-    """Snippets the attribute's source must contain (a hook it calls, a global it reads)."""
-    source_sha256: str | None = None
-    """Hash of the source of a function the replacement mirrors: any change in moto must be reviewed."""
-    absent: bool = False
-    """The attribute must not exist: the engine adds it."""
-    inherited_from: str | None = None
-    """The owner must not define the attribute itself but inherit it from this ``module:Class``."""
-
-    @property
-    def param_names(self) -> tuple[str, ...] | None:
-        """``params`` as a tuple."""
-        return None if self.params is None else tuple(name.strip() for name in self.params.split(","))
-
-
-@dataclass(frozen=True)
-class Patch:
-    """One replaced, wrapped or added attribute of moto."""
-
-    owner: str
-    """``package.module`` or ``package.module:Class``."""
-    attribute: str
-    replacement: Any
-    """The new value; when ``wraps``, a factory called with the stock value."""
-    why: str
-    concern: str
-    expect: Expect = field(default_factory=Expect)
-    wraps: bool = False
-
-    @property
-    def key(self) -> str:
-        """``owner.attribute``, unique in the table."""
-        return f"{self.owner}.{self.attribute}"
-
-
-@dataclass(frozen=True)
-class Use:
-    """An internal the engine calls, subclasses or reads without replacing it."""
-
-    owner: str
-    attribute: str
-    why: str
-    expect: Expect = field(default_factory=Expect)
-
-    @property
-    def key(self) -> str:
-        """``owner.attribute``."""
-        return f"{self.owner}.{self.attribute}"
+__all__ = ["MOTO_VERSION", "PATCHES", "TASK", "USES", "Expect", "P", "Patch", "Use"]
 
 
 _WRITES: Final = {
@@ -245,16 +185,31 @@ PATCHES: Final[tuple[Patch, ...]] = (
         Expect(params="self, env, ex"),
         wraps=True,
     ),
-    # -- redrive -------------------------------------------------------------------------------------
     Patch(
-        "moto.stepfunctions.responses:StepFunctionResponse",
-        "describe_execution",
-        redrive.describe_execution,
-        "DescribeExecution reports redriveCount, redriveDate and redriveStatus",
-        "redrive",
-        Expect(params="self"),
-        wraps=True,
+        f"{P}.asl.eval.environment:Environment",
+        "get_current_mocked_response",
+        mock_configs.current_mocked_response,
+        "moto picks a mocked response by the state's retry count: a Choice loop or Map iteration got '0' for ever",
+        "mock_configs",
+        Expect(params="self", calls=('"RetryCount"', "self.next_state_name")),
     ),
+    Patch(
+        f"{TASK}.service.state_task_service_aws_sdk:StateTaskServiceAwsSdk",
+        "_get_sfn_resource_type",
+        mock_configs.sdk_resource_type,
+        "aws-sdk task events: resourceType 'aws-sdk' as Step Functions Local and AWS write it",
+        "mock_configs",
+        Expect(params="self", calls=("self.resource.api_name",)),
+    ),
+    Patch(
+        f"{TASK}.service.state_task_service_aws_sdk:StateTaskServiceAwsSdk",
+        "_get_sfn_resource",
+        mock_configs.sdk_resource,
+        "aws-sdk task events: resource 'service:action' as Step Functions Local and AWS write it",
+        "mock_configs",
+        Expect(params="self", inherited_from=f"{TASK}.service.state_task_service:StateTaskService"),
+    ),
+    # -- redrive -------------------------------------------------------------------------------------
     Patch(
         "moto.stepfunctions.responses:StepFunctionResponse",
         "redrive_execution",
@@ -262,6 +217,40 @@ PATCHES: Final[tuple[Patch, ...]] = (
         "RedriveExecution (moto has none; it dispatches an action to the method of the same name)",
         "redrive",
         Expect(absent=True),
+    ),
+    # -- api: responses shaped as AWS documents them -------------------------------------------------
+    *(
+        Patch("moto.stepfunctions.responses:StepFunctionResponse", method, replacement, why, "api", expect, wraps)
+        for method, replacement, why, expect, wraps in (
+            (
+                "describe_execution",
+                api.describe_execution,
+                "inputDetails, outputDetails, redrive fields, TIMED_OUT stopDate, a string output JSON-encoded",
+                Expect(params="self"),
+                True,
+            ),
+            (
+                "list_executions",
+                api.list_executions,
+                "moto ignores redriveFilter and lists no redriveCount/redriveDate",
+                Expect(params="self", calls=("status_filter=status_filter",)),
+                False,
+            ),
+            (
+                "get_execution_history",
+                api.get_execution_history,
+                "moto ignores reverseOrder, maxResults/nextToken and includeExecutionData",
+                Expect(params="self", calls=("get_execution_history(",)),
+                False,
+            ),
+            (
+                "validate_state_machine_definition",
+                api.validate_state_machine_definition,
+                "moto has none (an HTML 500 page)",
+                Expect(absent=True),
+                False,
+            ),
+        )
     ),
     # -- events: execution status changes to EventBridge rules ---------------------------------------
     Patch(
@@ -426,163 +415,5 @@ PATCHES: Final[tuple[Patch, ...]] = (
         "moto scans the whole queue three times per received message to read one queue attribute",
         "speed",
         Expect(params="self, queue_name, message", calls=("get_queue_attributes(",)),
-    ),
-)
-
-
-def _use(owner: str, attribute: str, why: str, **expect: Any) -> Use:
-    return Use(owner, attribute, why, Expect(**expect))
-
-
-USES: Final[tuple[Use, ...]] = (
-    _use(
-        "moto.awslambda.models:LambdaFunction",
-        "invoke",
-        "the one in-process entry point of a function",
-        params="self, body, request_headers, response_headers",
-        calls=("self._invoke_lambda(",),
-    ),
-    _use(
-        "moto.awslambda.models:LambdaBackend", "get_function", "lookup", params="self, function_name_or_arn, qualifier"
-    ),
-    _use("moto.awslambda.models:LambdaBackend", "list_functions", "conflict check", params="self, func_version"),
-    _use("moto.awslambda.utils", "get_backend", "the Lambda backend", params="account_id, region"),
-    _use(f"{P}.backend.execution:Execution", "_get_start_execution_worker", "builds the worker", params="self"),
-    _use(f"{P}.backend.execution:Execution", "stop", "wakes a parked run", params="self, stop_date, error, cause"),
-    _use(
-        f"{P}.backend.execution:BaseExecutionWorkerCommunication",
-        "_reflect_execution_status",
-        "the status comes from the worker's Environment when a run ends",
-        calls=("exec_worker.env.program_state()",),
-    ),
-    _use(
-        f"{P}.backend.execution_worker:ExecutionWorker",
-        "_execution_logic",
-        "runs on the pool and calls the two hooks the local worker overrides",
-        calls=("self._get_evaluation_entrypoint()", "self._get_evaluation_environment()", "program.eval(self.env)"),
-    ),
-    _use(
-        f"{P}.backend.execution_worker:ExecutionWorker",
-        "__init__",
-        "the local worker passes the mock test case",
-        params="self, evaluation_details, exec_comm, cloud_watch_logging_session, activity_store, mock_test_case",
-    ),
-    _use(f"{P}.backend.execution_worker:ExecutionWorker", "start", "a thread per run", calls=("Thread(",)),
-    _use(
-        f"{P}.asl.component.program.program:Program",
-        "eval",
-        "a thread per program: the pool evaluates it inline instead",
-        params="self, env",
-        calls=("env.next_state_name = self.start_at.start_at_name", "env.set_timed_out()"),
-    ),
-    _use(f"{P}.asl.component.eval_component:EvalComponent", "heap_key", "primed before sharing", kind=property),
-    _use(f"{P}.asl.eval.environment:Environment", "set_stop", "StopExecution", params="self, stop_date, cause, error"),
-    _use(
-        f"{P}.asl.eval.environment:Environment",
-        "get_current_mocked_response",
-        "mocked responses are picked by the state's retry count",
-        calls=('"RetryCount"',),
-    ),
-    _use(
-        f"{P}.asl.eval.event.event_manager:EventManager",
-        "add_event",
-        "the ExecutionRedriven event",
-        params="self, context, event_type, event_details, timestamp, update_source_event_id",
-    ),
-    _use(
-        f"{P}.asl.eval.event.event_manager:EventHistoryContext", "__init__", "redrive", params="self, previous_event_id"
-    ),
-    _use(f"{P}.asl.parse.asl_parser:AmazonStateLanguageParser", "parse", "parsed once", params="definition"),
-    _use(
-        f"{P}.asl.component.state.wait.wait_function.wait_function:WaitFunction",
-        "_eval_body",
-        "a Wait state waits through _wait_interval",
-        calls=("self._wait_interval(",),
-    ),
-    _use(
-        f"{TASK}.lambda_eval_utils",
-        "execute_lambda_function_integration",
-        "Lambda tasks go through _invoke_lambda_function",
-        calls=("_invoke_lambda_function(",),
-    ),
-    _use(
-        f"{P}.asl.utils.boto_client",
-        "boto_client_for",
-        "task clients come from the boto3 global of its module",
-        params="region, service, state_credentials",
-        calls=("boto3.client(",),
-    ),
-    _use(
-        f"{TASK}.service.state_task_service_sfn:StateTaskServiceSfn",
-        "_from_error",
-        "a failed startExecution call is the error name StepFunctions.<Code>Exception",
-        params="self, env, ex",
-        calls=('f"StepFunctions.{error_code}Exception"',),
-    ),
-    _use(
-        "moto.stepfunctions.models:StateMachineInstance",
-        "__init__",
-        "the type given at creation is kept in .type (sm_type stays STANDARD)",
-        calls=('self.type = sm_type or "STANDARD"',),
-    ),
-    _use(f"{P}.asl.eval.evaluation_details:StateMachineDetails", "__init__", "typ", calls=("self.typ = typ",)),
-    _use(f"{P}.mocking.mock_config", "MockTestCase", "Step Functions Local test cases", kind=type),
-    _use(f"{P}.mocking.mock_config", "MockedResponseReturn", "a mocked Return", kind=type),
-    _use(f"{P}.mocking.mock_config", "MockedResponseThrow", "a mocked Throw", kind=type),
-    _use(f"{P}.utils", "TMP_THREADS", "moto keeps every interpreter thread here; pruned", kind=list),
-    _use(
-        "moto.stepfunctions.models:StateMachine",
-        "_handle_name_input_idempotency",
-        "one run per name",
-        params="self, name, execution_input",
-    ),
-    _use(
-        "moto.core.botocore_stubber:BotocoreStubber",
-        "__call__",
-        "in-process dispatch",
-        params="self, event_name, request, kwargs",
-    ),
-    _use(
-        "moto.stepfunctions.models:StateMachineInstance",
-        "__init__",
-        "Express runs send no status-change events: the machine's type tells, every execution's sm_type is STANDARD",
-        calls=('self.type = sm_type or "STANDARD"', 'self.sm_type = "STANDARD"'),
-    ),
-    _use("moto.events.models", "events_backends", "the default bus of an execution's account and region", kind=dict),
-    _use(
-        "moto.events.models:EventsBackend",
-        "__init__",
-        "the default bus by name",
-        calls=("self.event_buses: dict[str, EventBus] = {}", "self._add_default_event_bus()"),
-    ),
-    _use("moto.events.models:EventBus", "__init__", "a bus keeps its rules by name", calls=("self.rules",)),
-    _use(
-        "moto.events.models:Rule",
-        "__init__",
-        "a rule's state, pattern, targets",
-        calls=("self.state =", "self.event_pattern = EventPattern.load(", "self.targets ="),
-    ),
-    _use("moto.events.models:EventPattern", "get_pattern", "the cheap check before an event is built", params="self"),
-    _use("moto.events.models:EventPattern", "matches_event", "moto matches the event", params="self, event"),
-    _use(
-        "moto.events.utils:EventTemplateParser",
-        "parse",
-        "a Lambda target's InputTransformer",
-        params="input_template, input_paths_map, event",
-    ),
-    _use("moto.core.config", "default_user_config", "the execution mode switch", kind=dict),
-    _use("moto.moto_api._internal.models", "moto_api_backend", "reset of every backend"),
-    _use(
-        "moto.moto_server.werkzeug_app:DomainDispatcherApplication",
-        "get_backend_for_host",
-        "cached per host by the server",
-        params="self, host",
-    ),
-    _use("moto.moto_server.werkzeug_app:MotoRequestHandler", "setup", "TCP_NODELAY on each connection"),
-    _use(
-        "moto.core.base_backend:InstanceTrackerMeta",
-        "__new__",
-        "gives every model class its instances_tracked list",
-        calls=("instances_tracked",),
     ),
 )

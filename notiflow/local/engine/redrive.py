@@ -14,7 +14,6 @@ import copy
 import datetime
 import json
 import threading
-from collections.abc import Callable
 from typing import Any, Final, cast
 
 from moto.core.exceptions import AWSError
@@ -150,19 +149,6 @@ def continued_environment(worker: Any, resume_at: str, state_input: Any, redrive
     env.next_state_name = resume_at
     env.states.reset(input_value=state_input)
     return env
-
-
-def describe_execution(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Wrap StepFunctionResponse.describe_execution: add the redrive fields."""
-
-    def describe(self: Any) -> Any:
-        result = original(self)
-        execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
-        if isinstance(execution, Redrivable) and isinstance(result, ActionResult):
-            cast(dict[str, Any], result.result).update(execution.redrive_description())
-        return result
-
-    return describe
 
 
 def redrive_execution(self: Any) -> ActionResult:

@@ -5,21 +5,27 @@ so a bind error raises instead of hanging ``ThreadedMotoServer.start``, with two
 throughput: the backend for a host is looked up once (moto lists its package directory and matches
 hundreds of URL patterns under one global lock on every request), Nagle is off (werkzeug writes
 headers and body separately; with Nagle a keep-alive client waits for the delayed ACK, ~40 ms), and
-no access-log line is formatted while the ``werkzeug`` logger would drop it.
+no access-log line is formatted while the ``werkzeug`` logger would drop it. An exception inside a
+backend answers as AWS does (HTTP 500, error code ``InternalFailure``, in the request's protocol)
+instead of werkzeug's HTML page, which clients cannot parse.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from html import escape
+from typing import Any, Final
 
 from notiflow.local.engine import speed
 
 _REQUEST_LOG = logging.getLogger("werkzeug")
+LOG = logging.getLogger(__name__)
+INTERNAL_FAILURE: Final = "InternalFailure"
 
 
 @dataclass
@@ -63,13 +69,42 @@ def _server_classes() -> tuple[type, type]:
     return CachingDispatcher, NoDelayRequestHandler
 
 
+def internal_failure(exc: Exception) -> Any:
+    """An AWS-shaped 500 for an exception a backend raised: JSON for JSON protocols, XML for query ones."""
+    from flask import request
+    from werkzeug.wrappers import Response
+
+    LOG.exception("internal error in %s %s", request.method, request.path)
+    message = f"{type(exc).__name__} in the local engine: {exc}"
+    content_type = request.headers.get("Content-Type", "")
+    if "X-Amz-Target" in request.headers or "json" in content_type:
+        body = json.dumps({"__type": INTERNAL_FAILURE, "message": message})
+        return Response(body, 500, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-ErrorType": INTERNAL_FAILURE})
+    body = (
+        f"<ErrorResponse><Error><Type>Receiver</Type><Code>{INTERNAL_FAILURE}</Code>"
+        f"<Message>{escape(message)}</Message></Error><RequestId>local</RequestId></ErrorResponse>"
+    )
+    return Response(body, 500, {"Content-Type": "text/xml"})
+
+
+def _app_with_aws_errors(create_app: Callable[..., Any]) -> Callable[..., Any]:
+    def create(service: Any) -> Any:
+        app = create_app(service)
+        app.register_error_handler(Exception, internal_failure)
+        return app
+
+    return create
+
+
 def start_server(host: str, port: int) -> MotoServer:
     """Serve every moto backend on ``host:port`` (0 picks a free port) in a daemon thread."""
     from moto.moto_server.werkzeug_app import create_backend_app
     from werkzeug.serving import make_server
 
     dispatcher, handler = _server_classes()
-    server = make_server(host, port, dispatcher(create_backend_app), threaded=True, request_handler=handler)
+    server = make_server(
+        host, port, dispatcher(_app_with_aws_errors(create_backend_app)), threaded=True, request_handler=handler
+    )
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"moto-server-{port}", daemon=True
     )
