@@ -92,6 +92,35 @@ def add_meter(usage: Usage, meter: Meter, prices: PriceFile) -> None:
     usage.dynamodb_read_units += sum(meter.dynamodb.read_units.values())
     for name, count in meter.sqs.items():
         usage.sqs_requests[name] = usage.sqs_requests.get(name, 0) + count
+    usage.notes += where_it_goes(usage, meter)
+
+
+def where_it_goes(usage: Usage, meter: Meter) -> list[str]:
+    """Per function and per table, what one notification used: where the money goes."""
+    n = max(1, usage.notifications)
+    calls: dict[str, list[float]] = {}
+    for call in meter.invocations:
+        calls.setdefault(call.function, []).append(call.billed_ms)
+    lines = [
+        "Lambda per notification: "
+        + ", ".join(
+            f"{name} {len(ms) / n:.2f} calls x {sum(ms) / len(ms):.0f} ms" for name, ms in sorted(calls.items())
+        )
+    ]
+    tables = sorted(set(meter.dynamodb.write_units) | set(meter.dynamodb.read_units))
+    requests = ", ".join(f"{op} {count / n:.2f}" for op, count in sorted(meter.dynamodb.requests.items()))
+    lines.append(
+        "DynamoDB per notification: "
+        + ", ".join(
+            f"{table} {meter.dynamodb.write_units[table] / n:.2f} WRU"
+            f" (+{meter.dynamodb.index_write_units[table] / n:.2f} index)"
+            f" {meter.dynamodb.read_units[table] / n:.2f} RRU"
+            for table in tables
+        )
+        + f"; requests: {requests}"
+    )
+    lines.append("SQS per notification: " + ", ".join(f"{op} {c / n:.2f}" for op, c in sorted(meter.sqs.items())))
+    return lines
 
 
 def lambda_log_bytes(path: Path) -> int:
