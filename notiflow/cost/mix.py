@@ -77,15 +77,7 @@ def plan(count: int, receiver: WebhookReceiver, latency: float, tag: str) -> lis
     planned: list[Planned] = []
 
     def add(kind: str, url: str, index: int) -> None:
-        nid = f"cost-{tag}-{kind}-{index}"
-        body = {
-            "notificationId": nid,
-            "target": {"url": url},
-            "payload": {"orderId": index, "status": "shipped", "lines": [{"sku": "A-1", "qty": 2}]},
-            "eventType": "order.shipped",
-            "correlationId": f"req-{uuid.uuid4().hex[:12]}",
-        }
-        planned.append(Planned(kind, body))
+        planned.append(Planned(kind, _body(f"cost-{tag}-{kind}-{index}", url, index)))
 
     for i in range(first_try):
         add("ok", receiver.url("/ok"), i)
@@ -98,6 +90,17 @@ def plan(count: int, receiver: WebhookReceiver, latency: float, tag: str) -> lis
     for i in range(rejected):
         add("rejected", "ftp://files.example.com/drop", i)
     return planned
+
+
+def _body(notification_id: str, url: str, index: int) -> dict[str, Any]:
+    """A notification of a typical size: an order event of a few hundred bytes."""
+    return {
+        "notificationId": notification_id,
+        "target": {"url": url},
+        "payload": {"orderId": index, "status": "shipped", "lines": [{"sku": "A-1", "qty": 2}]},
+        "eventType": "order.shipped",
+        "correlationId": f"req-{uuid.uuid4().hex[:12]}",
+    }
 
 
 def supports_sync_execution(stack: EmbeddedStack) -> bool:
@@ -254,7 +257,9 @@ def _send_all(stack: EmbeddedStack, planned: list[Planned]) -> None:
 
 
 def _warm_up(stack: EmbeddedStack, receiver: WebhookReceiver, latency: float, drive: Callable[[], Any]) -> None:
-    warm = [Planned("ok", p.body) for p in plan(WARM_UP, receiver, latency, f"warm{uuid.uuid4().hex[:6]}")[:WARM_UP]]
+    receiver.script("/warm", Step(200, delay=latency))
+    tag = uuid.uuid4().hex[:6]
+    warm = [Planned("ok", _body(f"cost-warm-{tag}-{i}", receiver.url("/warm"), i)) for i in range(WARM_UP)]
     with lambda_output_to(LOG_DIR / "warm-up.log"), drive():
         _send_all(stack, warm)
         _await_all(stack, warm, timeout=120)
