@@ -107,6 +107,8 @@ class StackSettings:
     """The SQS poller takes no more messages while this many runs wait for or hold a worker."""
     execution_retention: int | None = 1000
     """Finished runs kept; older ones are evicted (ExecutionDoesNotExist), their records stay. None: all."""
+    express_retention: int | None = 1000
+    """Finished Express runs kept apart (AWS keeps none; locally they stay visible until evicted). None: all."""
     signing_secret: str | None = None
     log_level: str | None = None
     quiet: bool = True
@@ -255,6 +257,7 @@ class EmbeddedStack:
             max_wait_seconds=self.settings.max_wait_seconds,
             workers=self.settings.engine_workers,
             retention_limit=self.settings.execution_retention,
+            express_retention_limit=self.settings.express_retention,
         )
         engine.cold_start()
         if self.settings.signing_secret is None and _process_secret is None:
