@@ -2,9 +2,8 @@
 
     python bench/cost_mix.py [--count 200] [--modes standard,fast-path] [--json PATH]
 
-Runs standard mode first (its measured ingest time per batch is what the interim fast-path run
-derives ingest from, while the local engine lacks StartSyncExecution), then fast-path mode, and
-prints the table from notiflow.cost.report. The last line is the one scripts read. Usage files
+Runs each mode on a fresh embedded stack (standard first, then fast-path) and prints the table
+from notiflow.cost.report. The last line is the one scripts read. Usage files
 go to .notiflow/cost/usage-<mode>.json, so ``notiflow cost --usage`` can print them again.
 """
 
@@ -30,15 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     prices = load_prices()
     costs = {}
-    ingest_ms = None
     out = sys.stderr
     for name in [m.strip() for m in args.modes.split(",") if m.strip()]:
         mode = DeliveryMode(name)
-        result = run_mode(
-            mode, args.count, prices, ingest_ms_per_batch=ingest_ms, progress=lambda m: print(m, file=out)
-        )
-        if result.ingest_ms_per_batch is not None and mode is DeliveryMode.STANDARD:
-            ingest_ms = result.ingest_ms_per_batch
+        result = run_mode(mode, args.count, prices, progress=lambda m: print(m, file=out))
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         (LOG_DIR / f"usage-{mode.value}.json").write_text(json.dumps(result.usage.as_json(), indent=2) + "\n")
         costs[mode.value] = price(result.usage, prices)

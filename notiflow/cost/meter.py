@@ -21,6 +21,7 @@ The moto names it touches are listed in :data:`SEAMS` and checked by ``tests/uni
 from __future__ import annotations
 
 import functools
+import json
 import math
 import threading
 import time
@@ -63,6 +64,8 @@ class Invocation:
     duration_ms: float
     memory_mb: int
     request_id: str
+    records: tuple[str, ...] = ()
+    """The SQS message ids of the event, when it was an SQS batch (ingest)."""
 
     @property
     def billed_ms(self) -> int:
@@ -80,6 +83,18 @@ class Invocation:
             f"Max Memory Used: {max_memory_mb} MB\t\nXRAY TraceId: {trace}\tSegmentId: {uuid.uuid4().hex[:16]}\t"
             "Sampled: true\t",
         ]
+
+
+def _message_ids(body: Any) -> tuple[str, ...]:
+    """SQS message ids of an invocation's event (empty unless it is an SQS batch)."""
+    try:
+        event = json.loads(body) if isinstance(body, str | bytes) else body
+    except ValueError:
+        return ()
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list):
+        return ()
+    return tuple(str(r["messageId"]) for r in records if isinstance(r, dict) and "messageId" in r)
 
 
 @dataclass
@@ -154,7 +169,11 @@ class Meter:
             finally:
                 elapsed = (time.perf_counter() - started) * 1000
                 call = Invocation(
-                    str(function.function_name), elapsed, int(function.memory_size or 128), str(uuid.uuid4())
+                    str(function.function_name),
+                    elapsed,
+                    int(function.memory_size or 128),
+                    str(uuid.uuid4()),
+                    _message_ids(args[0] if args else kwargs.get("body")),
                 )
                 with meter._lock:
                     meter.invocations.append(call)

@@ -10,12 +10,11 @@ Each mode runs on a fresh stack: a few notifications warm the functions first (c
 at volume); then the :class:`~notiflow.cost.meter.Meter` and the Lambda log file are opened, the mix
 is sent, and every run is awaited. Histories are read back afterwards.
 
-Fast-path mode needs StartSyncExecution for ingest. Until the local engine serves it, the mix plays
-ingest's part itself (interim): it receives the batches from SQS as the event source mapping does,
-starts each record's Express run with the definition ingest would start (StartExecution: the same
-states), waits for them, and deletes the durable ones. Ingest's own invocation is then derived, and
-the table says so: one invocation per batch, billed the standard mode's measured ingest time per
-batch plus the longest Express run of the batch (ingest waits for its records' runs in parallel).
+In fast-path mode ingest runs each record's Express workflow synchronously (StartSyncExecution), so
+ingest bills the time it waits for the runs of its batch. The local engine shortens waits by its time
+scale (the retry schedule of about a day runs in seconds), so every Express run is priced at its full
+length (its busy time plus each retry's expected back-off from the definition), and each ingest
+invocation gets back the back-off time the time scale took out of the longest run it waited for.
 """
 
 from __future__ import annotations
@@ -23,25 +22,22 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from lambdas.ingest.starter import build_start_request
-from lambdas.shared.constants import STEP_INGEST, DeliveryMode, FastPathOutcome
+from lambdas.shared.constants import STEP_INGEST, DeliveryMode
+from notiflow.cost import histories
 from notiflow.cost.collect import Run, add_express_runs, add_meter, add_standard_runs, lambda_log_bytes
 from notiflow.cost.meter import Meter
 from notiflow.cost.prices import PriceFile
 from notiflow.cost.usage import Usage
 from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local.fixtures import execution_history
-from notiflow.local.sqs_poller import to_event_record
 from notiflow.local.stack import EmbeddedStack, StackSettings
 from notiflow.shared.lambda_logs import lambda_output_to
 from notiflow.shared.waiting import wait_until
@@ -103,18 +99,6 @@ def _body(notification_id: str, url: str, index: int) -> dict[str, Any]:
     }
 
 
-def supports_sync_execution(stack: EmbeddedStack) -> bool:
-    """Whether the local engine serves StartSyncExecution (asked about a machine that does not exist)."""
-    try:
-        stack.client("stepfunctions").start_sync_execution(
-            stateMachineArn=stack.fast_path_state_machine_arn + "-probe", input="{}"
-        )
-    except Exception as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-        return code == "StateMachineDoesNotExist"
-    return True
-
-
 def _statuses(stack: EmbeddedStack, ids: set[str]) -> dict[str, str]:
     # A scan: the meter counts the pipeline's GetItems only, not this observer's reads.
     found: dict[str, str] = {}
@@ -157,98 +141,11 @@ def _runs(stack: EmbeddedStack, machine_arn: str, names: set[str], express: bool
     return runs
 
 
-class _InterimIngest:
-    """Plays ingest's fast-path part while the local engine lacks StartSyncExecution (see the module doc)."""
-
-    def __init__(self, stack: EmbeddedStack, batch_size: int, workers: int = 4) -> None:
-        self.stack = stack
-        self.batch_size = batch_size
-        self.batches: list[list[str]] = []
-        self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="interim-ingest")
-        self._thread = threading.Thread(target=self._poll, name="interim-ingest", daemon=True)
-
-    def __enter__(self) -> _InterimIngest:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-        self._pool.shutdown(wait=True)
-
-    def _poll(self) -> None:
-        sqs = self.stack.client("sqs")
-        while not self._stop.is_set():
-            messages = sqs.receive_message(
-                QueueUrl=self.stack.queue_url,
-                MaxNumberOfMessages=self.batch_size,
-                WaitTimeSeconds=1,
-                MessageSystemAttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
-            if messages:
-                self._pool.submit(self._batch, messages)
-
-    def _batch(self, messages: list[dict[str, Any]]) -> None:
-        sfn = self.stack.client("stepfunctions")
-        records = [to_event_record(m, self.stack.queue_arn, self.stack.region) for m in messages]
-        names, done = [], []
-        for message, record in zip(messages, records, strict=True):
-            request = build_start_request(record, self.stack.queue_arn, self.stack.config.record_ttl_days)
-            arn = sfn.start_execution(
-                stateMachineArn=self.stack.fast_path_state_machine_arn,
-                name=request.name,
-                input=json.dumps(request.input, separators=(",", ":")),
-            )["executionArn"]
-            names.append((message, arn))
-        for message, arn in names:
-            described = wait_until(
-                lambda arn=arn: sfn.describe_execution(executionArn=arn),
-                lambda d: d["status"] != "RUNNING",
-                timeout=120,
-                interval=0.05,
-                max_interval=0.5,
-                describe="an Express run to end",
-            )
-            output = json.loads(described.get("output") or "{}") if described["status"] == "SUCCEEDED" else {}
-            durable_outcomes = {o.value for o in FastPathOutcome if o.durable}
-            if output.get("outcome") in durable_outcomes or described.get("error") == "InvalidNotificationError":
-                done.append(message)
-        self.batches.append([arn for _, arn in names])
-        if done:
-            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)]
-            self.stack.client("sqs").delete_message_batch(QueueUrl=self.stack.queue_url, Entries=entries)
-
-
-@contextmanager
-def _start_execution_integration() -> Iterator[None]:
-    """Interim, as tests/workflows/test_fast_path.py: stock moto passes ``states:startExecution``'s ASL
-    parameter names to boto unconverted; the engine2 branch fixes it in the engine."""
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_sfn
-
-    original = state_task_service_sfn.StateTaskServiceSfn._normalise_parameters
-    names = {"StateMachineArn": "stateMachineArn", "Name": "name", "Input": "input"}
-
-    def normalise(self: Any, parameters: dict[str, Any], *args: Any, **kwargs: Any) -> None:
-        original(self, parameters, *args, **kwargs)
-        for asl_name, boto_name in names.items():
-            if asl_name in parameters:
-                parameters[boto_name] = parameters.pop(asl_name)
-
-    state_task_service_sfn.StateTaskServiceSfn._normalise_parameters = normalise  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        state_task_service_sfn.StateTaskServiceSfn._normalise_parameters = original  # type: ignore[method-assign]
-
-
 @dataclass
 class ModeResult:
-    """One mode's measured usage, and the per-batch ingest time standard mode measured (for the interim)."""
+    """One mode's measured usage."""
 
     usage: Usage
-    ingest_ms_per_batch: float | None = None
 
 
 def _send_all(stack: EmbeddedStack, planned: list[Planned]) -> None:
@@ -256,13 +153,56 @@ def _send_all(stack: EmbeddedStack, planned: list[Planned]) -> None:
         stack.send_notification(item.body)
 
 
-def _warm_up(stack: EmbeddedStack, receiver: WebhookReceiver, latency: float, drive: Callable[[], Any]) -> None:
+@contextmanager
+def _polling(stack: EmbeddedStack) -> Iterator[None]:
+    """The SQS event source mapping feeding ingest, for as long as the block runs."""
+    poller = stack.new_poller()
+    poller.start()
+    try:
+        yield
+    finally:
+        poller.stop()
+
+
+def _warm_up(stack: EmbeddedStack, receiver: WebhookReceiver, latency: float) -> None:
+    """A few first-try successes so every function is warm before the meter opens."""
     receiver.script("/warm", Step(200, delay=latency))
     tag = uuid.uuid4().hex[:6]
     warm = [Planned("ok", _body(f"cost-warm-{tag}-{i}", receiver.url("/warm"), i)) for i in range(WARM_UP)]
-    with lambda_output_to(LOG_DIR / "warm-up.log"), drive():
+    with lambda_output_to(LOG_DIR / "warm-up.log"), _polling(stack):
         _send_all(stack, warm)
         _await_all(stack, warm, timeout=120)
+
+
+def _message_id(run: Run) -> str | None:
+    """The SQS message a run was started for (ingest puts it in the input's ``source``)."""
+    started = run.events[0] if run.events else {}
+    try:
+        source = json.loads((started.get("executionStartedEventDetails") or {}).get("input") or "{}").get("source")
+    except ValueError:
+        return None
+    return source.get("sqsMessageId") if isinstance(source, dict) else None
+
+
+def _restore_ingest_waits(usage: Usage, meter: Meter, ingest_name: str, runs: list[Run], full_ms: list[float]) -> float:
+    """Give each ingest invocation back the back-off the time scale took out of the longest run it waited for.
+
+    Ingest waits for its batch's Express runs in parallel, so it lasted as long as its longest run; at
+    full scale that run is longer by its restored back-offs. Returns the milliseconds added in all.
+    """
+    shortened: dict[str, float] = {}
+    for run, full in zip(runs, full_ms, strict=True):
+        message = _message_id(run)
+        if message is not None:
+            missing = max(0.0, full - histories.duration_ms(run.events))
+            shortened[message] = max(shortened.get(message, 0.0), missing)
+    added = 0.0
+    for call in meter.invocations:
+        if call.function == ingest_name:
+            added += max((shortened.get(m, 0.0) for m in call.records), default=0.0)
+    if added and ingest_name in usage.functions:
+        usage.functions[ingest_name].billed_ms += math.ceil(added)
+    return added
 
 
 def run_mode(
@@ -270,7 +210,6 @@ def run_mode(
     count: int,
     prices: PriceFile,
     *,
-    ingest_ms_per_batch: float | None = None,
     timeout: float = 600,
     progress: Callable[[str], None] = lambda _: None,
 ) -> ModeResult:
@@ -281,37 +220,20 @@ def run_mode(
         delivery_mode=mode,
         start_poller=False,
         execution_retention=None,
+        express_retention=None,
         connect_timeout_seconds=2.0,
         read_timeout_seconds=5.0,
     )
     tag = f"{mode.value}-{uuid.uuid4().hex[:6]}"
     with EmbeddedStack(settings) as stack, WebhookReceiver(secret=stack.signing_secret) as receiver:
-        interim = mode is DeliveryMode.FAST_PATH and not supports_sync_execution(stack)
-        batch_size = stack.spec.intake.batch_size
-        holder: dict[str, Any] = {}
-
-        @contextmanager
-        def drive() -> Iterator[None]:
-            if interim:
-                with _start_execution_integration(), _InterimIngest(stack, batch_size) as ingest:
-                    holder["ingest"] = ingest
-                    yield
-            else:
-                poller = stack.new_poller()
-                poller.start()
-                try:
-                    yield
-                finally:
-                    poller.stop()
-
         progress(f"{mode.value}: warming up")
-        _warm_up(stack, receiver, latency, drive)
+        _warm_up(stack, receiver, latency)
         planned = plan(count, receiver, latency, tag)
         log_path = LOG_DIR / f"lambdas-{mode.value}.log"
-        progress(f"{mode.value}: {len(planned)} notifications" + (" (interim ingest)" if interim else ""))
+        progress(f"{mode.value}: {len(planned)} notifications")
         started = time.monotonic()
         requests_before = len(receiver.requests)
-        with lambda_output_to(log_path), Meter() as meter, drive():
+        with lambda_output_to(log_path), Meter() as meter, _polling(stack):
             _send_all(stack, planned)
             _await_all(stack, planned, timeout=timeout)
         progress(f"{mode.value}: done in {time.monotonic() - started:.1f} s; reading histories")
@@ -321,7 +243,7 @@ def run_mode(
             usage, _runs(stack, stack.state_machine_arn, names, False), stack.spec.state_machine.log_level
         )
         express_runs = _runs(stack, stack.fast_path_state_machine_arn, names, True)
-        durations = add_express_runs(
+        full_ms = add_express_runs(
             usage,
             express_runs,
             stack.spec.fast_path.log_level,
@@ -332,53 +254,17 @@ def run_mode(
         add_meter(usage, meter, prices)
         usage.lambda_log_bytes = lambda_log_bytes(log_path)
         usage.delivery_attempts = len(receiver.requests) - requests_before
-        result = ModeResult(usage)
-        ingest_name = stack.function_names[STEP_INGEST]
-        ingest = usage.functions.get(ingest_name)
-        if ingest and ingest.invocations:
-            result.ingest_ms_per_batch = ingest.billed_ms / ingest.invocations
-        if interim:
-            _derive_ingest(usage, stack, holder["ingest"], express_runs, durations, ingest_ms_per_batch)
-        if express_runs and not any(run.billing_details for run in express_runs):
+        if express_runs:
+            added = _restore_ingest_waits(usage, meter, stack.function_names[STEP_INGEST], express_runs, full_ms)
             usage.notes.append(
-                f"Express memory: {prices.assume('express_memory_mb'):g} MB assumed (prices.json); durations are "
-                "the runs' own, retry back-offs at their expected full length (the local time scale shortens them)"
+                f"Express runs: median {statistics.median(full_ms):.0f} ms at full scale; memory "
+                f"{prices.assume('express_memory_mb'):g} MB (prices.json; the local engine's billingDetails estimate "
+                "from definition and payload size agrees for runs this small); retry back-offs at their expected "
+                f"full length, and ingest given back {added / usage.notifications:.0f} ms per notification of "
+                "back-off the local time scale shortened"
             )
         usage.notes.append(
-            f"receiver answers after {latency * 1000:g} ms; Lambda durations measured in-process on this machine "
-            "(HTTP wait included), rounded up to 1 ms"
+            f"receiver answers after {latency * 1000:g} ms; Lambda durations measured in-process on this loaded "
+            "2-core machine (HTTP and DynamoDB waits included, as Lambda bills them), rounded up to 1 ms"
         )
-        return result
-
-
-def _derive_ingest(
-    usage: Usage,
-    stack: EmbeddedStack,
-    ingest: _InterimIngest,
-    express_runs: list[Run],
-    durations: list[float],
-    ingest_ms_per_batch: float | None,
-) -> None:
-    """Interim: what ingest would have billed, from the batches the stand-in received and the Express runs."""
-    by_arn = {run.arn: duration for run, duration in zip(express_runs, durations, strict=True)}
-    batches = [batch for batch in ingest.batches if any(arn in by_arn for arn in batch)]
-    base = ingest_ms_per_batch if ingest_ms_per_batch is not None else 0.0
-    function = usage.function(stack.function_names[STEP_INGEST], stack.spec.function(STEP_INGEST).memory_mb)
-    for batch in batches:
-        longest = max((by_arn.get(arn, 0.0) for arn in batch), default=0.0)
-        function.invocations += 1
-        function.billed_ms += math.ceil(base + longest)
-    usage.lambda_platform_log_bytes += len(batches) * int(usage_platform_bytes())
-    usage.provenance["lambda"] = (
-        f"ingest derived, not run (the local engine has no StartSyncExecution yet): {len(batches)} invocations, "
-        f"one per SQS batch the stand-in received, each billed standard mode's measured ingest time per batch "
-        f"({base:.0f} ms) plus the longest Express run of its batch (median run "
-        f"{statistics.median(durations) if durations else 0:.0f} ms); the other functions measured"
-    )
-
-
-def usage_platform_bytes() -> float:
-    """Bytes of one invocation's platform lines, rendered as the meter renders them."""
-    from notiflow.cost.meter import Invocation
-
-    return sum(len(line.encode()) for line in Invocation("ingest", 100.0, 256, str(uuid.uuid4())).platform_lines())
+        return ModeResult(usage)
