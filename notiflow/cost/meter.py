@@ -26,7 +26,7 @@ import math
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -101,9 +101,9 @@ def _message_ids(body: Any) -> tuple[str, ...]:
 class DynamoCounts:
     """Capacity the metered DynamoDB requests consumed, per table."""
 
-    write_units: Counter[str] = field(default_factory=Counter)
-    index_write_units: Counter[str] = field(default_factory=Counter)
-    read_units: Counter[str] = field(default_factory=Counter)
+    write_units: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    index_write_units: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    read_units: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     requests: Counter[str] = field(default_factory=Counter)
 
 
@@ -216,18 +216,27 @@ class Meter:
             key = meter._key_of(handler, body)
             before = meter._item(handler, table_name, key)
             try:
-                return original(handler, *args, **kwargs)
-            finally:
-                # A failed condition leaves the item as it was and is charged all the same.
-                after = meter._item(handler, table_name, key)
-                keys, indexes = meter._shape(handler, table_name)
-                index_units = sum(index.write_units(before, after, keys) for index in indexes)
-                with meter._lock:
-                    meter.dynamodb.write_units[table_name] += write_units(before, after)
-                    meter.dynamodb.index_write_units[table_name] += index_units
-                    meter.dynamodb.requests[f"{table_name}:{original.__name__}"] += 1
+                result = original(handler, *args, **kwargs)
+            except Exception as exc:
+                # A failed condition leaves the item as it was and is charged all the same; a request
+                # refused as invalid is not.
+                if "ConditionalCheckFailed" in type(exc).__name__:
+                    meter._charge_write(handler, table_name, original.__name__, before, before)
+                raise
+            meter._charge_write(handler, table_name, original.__name__, before, meter._item(handler, table_name, key))
+            return result
 
         return write
+
+    def _charge_write(
+        self, handler: Any, table_name: str, operation: str, before: dict[str, Any] | None, after: dict[str, Any] | None
+    ) -> None:
+        keys, indexes = self._shape(handler, table_name)
+        index_units = sum(index.write_units(before, after, keys) for index in indexes)
+        with self._lock:
+            self.dynamodb.write_units[table_name] += write_units(before, after)
+            self.dynamodb.index_write_units[table_name] += index_units
+            self.dynamodb.requests[f"{table_name}:{operation}"] += 1
 
     def _wrap_get(self, original: Callable[..., Any]) -> Callable[..., Any]:
         meter = self

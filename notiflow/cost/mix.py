@@ -164,14 +164,34 @@ def _polling(stack: EmbeddedStack) -> Iterator[None]:
         poller.stop()
 
 
-def _warm_up(stack: EmbeddedStack, receiver: WebhookReceiver, latency: float) -> None:
+def _warm_up(stack: EmbeddedStack, receiver: WebhookReceiver, latency: float, log_dir: Path) -> None:
     """A few first-try successes so every function is warm before the meter opens."""
     receiver.script("/warm", Step(200, delay=latency))
     tag = uuid.uuid4().hex[:6]
     warm = [Planned("ok", _body(f"cost-warm-{tag}-{i}", receiver.url("/warm"), i)) for i in range(WARM_UP)]
-    with lambda_output_to(LOG_DIR / "warm-up.log"), _polling(stack):
+    with lambda_output_to(log_dir / "warm-up.log"), _polling(stack):
         _send_all(stack, warm)
         _await_all(stack, warm, timeout=120)
+
+
+def _transitions_by_path(planned: list[Planned], runs: list[Run]) -> str:
+    """Standard transitions per notification of each path of the mix: where the Step Functions money goes."""
+    kind_of = {p.notification_id: _path_name(p) for p in planned}
+    totals: dict[str, int] = dict.fromkeys(kind_of.values(), 0)
+    for run in runs:
+        kind = kind_of.get(run.arn.split(":")[7])
+        if kind is not None:
+            totals[kind] += histories.transitions(run.events)
+    counts = {kind: list(kind_of.values()).count(kind) for kind in totals}
+    return "Standard transitions per notification by path: " + ", ".join(
+        f"{kind} {totals[kind] / counts[kind]:.1f} (x{counts[kind]})" for kind in totals
+    )
+
+
+def _path_name(item: Planned) -> str:
+    if item.kind != "failed":
+        return "first-try success" if item.kind == "ok" else item.kind
+    return "failed 404" if item.body["target"]["url"].endswith("/gone") else "failed, retries exhausted"
 
 
 def _message_id(run: Run) -> str | None:
@@ -211,6 +231,7 @@ def run_mode(
     prices: PriceFile,
     *,
     timeout: float = 600,
+    log_dir: Path = LOG_DIR,
     progress: Callable[[str], None] = lambda _: None,
 ) -> ModeResult:
     """Run the mix in one mode on a fresh stack and count what it used."""
@@ -227,9 +248,9 @@ def run_mode(
     tag = f"{mode.value}-{uuid.uuid4().hex[:6]}"
     with EmbeddedStack(settings) as stack, WebhookReceiver(secret=stack.signing_secret) as receiver:
         progress(f"{mode.value}: warming up")
-        _warm_up(stack, receiver, latency)
+        _warm_up(stack, receiver, latency, log_dir)
         planned = plan(count, receiver, latency, tag)
-        log_path = LOG_DIR / f"lambdas-{mode.value}.log"
+        log_path = log_dir / f"lambdas-{mode.value}.log"
         progress(f"{mode.value}: {len(planned)} notifications")
         started = time.monotonic()
         requests_before = len(receiver.requests)
