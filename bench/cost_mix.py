@@ -1,6 +1,6 @@
 """make cost: the realistic mix through the embedded stack in both delivery modes, priced side by side.
 
-    python bench/cost_mix.py [--count 200] [--modes standard,fast-path] [--json PATH]
+    python bench/cost_mix.py [--count 200] [--modes standard,fast-path] [--workers 4] [--json PATH]
 
 Runs each mode on a fresh embedded stack (standard first, then fast-path) and prints the table
 from notiflow.cost.report. The last line is the one scripts read. Usage files
@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=200, help="notifications of the mix per mode (plus ~1%% rejected)")
     parser.add_argument("--modes", default="standard,fast-path", help="delivery modes, in order")
+    parser.add_argument(
+        "--workers", type=int, default=4, help="runs the engine executes at once (fewer: less CPU contention here)"
+    )
     parser.add_argument("--json", type=Path, help="also write the usage of every mode to this file")
     args = parser.parse_args(argv)
     prices = load_prices()
@@ -32,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     out = sys.stderr
     for name in [m.strip() for m in args.modes.split(",") if m.strip()]:
         mode = DeliveryMode(name)
-        result = run_mode(mode, args.count, prices, progress=lambda m: print(m, file=out))
+        result = run_mode(mode, args.count, prices, workers=args.workers, progress=lambda m: print(m, file=out))
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         (LOG_DIR / f"usage-{mode.value}.json").write_text(json.dumps(result.usage.as_json(), indent=2) + "\n")
         costs[mode.value] = price(result.usage, prices)

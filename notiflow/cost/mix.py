@@ -232,6 +232,7 @@ def run_mode(
     *,
     timeout: float = 600,
     log_dir: Path = LOG_DIR,
+    workers: int = 4,
     progress: Callable[[str], None] = lambda _: None,
 ) -> ModeResult:
     """Run the mix in one mode on a fresh stack and count what it used."""
@@ -242,6 +243,8 @@ def run_mode(
         start_poller=False,
         execution_retention=None,
         express_retention=None,
+        engine_workers=workers,
+        max_runs_in_flight=4 * workers,
         connect_timeout_seconds=2.0,
         read_timeout_seconds=5.0,
     )
@@ -260,9 +263,9 @@ def run_mode(
         progress(f"{mode.value}: done in {time.monotonic() - started:.1f} s; reading histories")
         names = {p.notification_id for p in planned}
         usage = Usage(mode=mode.value, notifications=len(planned))
-        add_standard_runs(
-            usage, _runs(stack, stack.state_machine_arn, names, False), stack.spec.state_machine.log_level
-        )
+        standard_runs = _runs(stack, stack.state_machine_arn, names, False)
+        add_standard_runs(usage, standard_runs, stack.spec.state_machine.log_level)
+        usage.notes.append(_transitions_by_path(planned, standard_runs))
         express_runs = _runs(stack, stack.fast_path_state_machine_arn, names, True)
         full_ms = add_express_runs(
             usage,
@@ -286,6 +289,7 @@ def run_mode(
             )
         usage.notes.append(
             f"receiver answers after {latency * 1000:g} ms; Lambda durations measured in-process on this loaded "
-            "2-core machine (HTTP and DynamoDB waits included, as Lambda bills them), rounded up to 1 ms"
+            f"2-core machine with {workers} run(s) at a time (HTTP and DynamoDB waits included, as Lambda bills "
+            "them), rounded up to 1 ms"
         )
         return ModeResult(usage)
