@@ -76,11 +76,10 @@ class StackSettings:
     """Everything that can differ between two local stacks.
 
     Settings left at None take the deployed value from the spec (infrastructure/spec.py), so a
-    default local stack runs what AWS runs; only ``target_policy`` differs by default (receivers
-    on 127.0.0.1 are allowed, see :class:`TargetPolicy`).
-
-    ``delivery_mode`` defaults to ``standard`` locally for now: the local engine does not run
-    Express state machines (StartSyncExecution) yet. Both state machines are provisioned either way.
+    default local stack runs what AWS runs (``delivery_mode`` included: ``fast-path``, ingest runs
+    the Express workflow with StartSyncExecution); only ``target_policy`` differs by default
+    (receivers on 127.0.0.1 are allowed, see :class:`TargetPolicy`). Both state machines are
+    provisioned in either mode.
     """
 
     port: int | None = None
@@ -92,7 +91,7 @@ class StackSettings:
     queue_visibility_timeout_seconds: int | None = None
     max_receive_count: int | None = None
     target_policy: TargetPolicy = TargetPolicy.LOCAL
-    delivery_mode: DeliveryMode | str | None = DeliveryMode.STANDARD
+    delivery_mode: DeliveryMode | str | None = None
     fast_path_retries: int | None = None
     fast_path_lease_seconds: int | None = None
     """An Express claim's lease; None derives it as deployed. Tests shorten it with their time scale."""
@@ -109,6 +108,11 @@ class StackSettings:
     """Finished runs kept; older ones are evicted (ExecutionDoesNotExist), their records stay. None: all."""
     express_retention: int | None = 1000
     """Finished Express runs kept apart (AWS keeps none; locally they stay visible until evicted). None: all."""
+    faults: str | None = None
+    """Platform faults to inject, e.g. ``lambda-throttle=0.05,ddb-throttle=0.05`` (README "Fault injection")."""
+    fault_seed: int = 0
+    fault_report: str | None = None
+    """A JSON file the fault report is kept in, for another process to read; None: in memory only."""
     signing_secret: str | None = None
     log_level: str | None = None
     quiet: bool = True
@@ -266,6 +270,10 @@ class EmbeddedStack:
         for name in self.lambda_environment():
             self._saved_environ.setdefault(name, os.environ.get(name))
         self._provision()
+        # Faults start once everything is provisioned: they hit the runs, not the setup.
+        engine.faults.configure(
+            self.settings.faults, seed=self.settings.fault_seed, report_path=self.settings.fault_report
+        )
         if self.settings.start_poller:
             self.poller = self.new_poller()
             self.poller.start()
@@ -291,6 +299,7 @@ class EmbeddedStack:
             engine.stop_server(self._server)
             self._server = None
         engine.shutdown()
+        engine.faults.clear()
         with self._clients_lock:
             self._clients.clear()
         if self._saved_execution_mode is not None:

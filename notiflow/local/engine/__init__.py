@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from notiflow.local.engine import clock, retention, runtime, scheduler, speed
+from notiflow.local.engine import clock, faults, retention, runtime, scheduler, speed
 from notiflow.local.engine.clock import WaitRecord, clear_recent_waits, configure_time, recent_waits, time_scale
 from notiflow.local.engine.executions import LocalExecution, add_execution_listener
 from notiflow.local.engine.internals import MOTO_VERSION, PATCHES, USES
@@ -74,6 +74,7 @@ __all__ = [
     "configure",
     "configure_time",
     "current_mock_config",
+    "faults",
     "install",
     "invoke_function",
     "is_installed",

@@ -19,6 +19,7 @@ from notiflow.local.engine import (
     clock,
     executions,
     express,
+    fault_seams,
     mock_configs,
     redrive,
     retention,
@@ -102,6 +103,13 @@ _WRITES: Final = {
     "condition_expression, return_values_on_condition_check_failure",
     "transact_write_items": "self, transact_items",
     "batch_write_item": "self",
+}
+
+_READS: Final = {
+    "get_item": "self, table_name, keys, projection_expressions",
+    "query": "self, table_name, hash_key_dict, range_comparison, range_value_dicts, limit, exclusive_start_key, "
+    "scan_index_forward, projection_expressions, index_name, consistent_read, expr_names, expr_values, "
+    "filter_expression, hash_key_conditions, range_key_conditions, filter_kwargs",
 }
 
 PATCHES: Final[tuple[Patch, ...]] = (
@@ -266,6 +274,37 @@ PATCHES: Final[tuple[Patch, ...]] = (
             wraps=True,
         )
         for method, params in _WRITES.items()
+    ),
+    # -- faults: injection at the seams (idle unless a spec is configured) ---------------------------
+    Patch(
+        f"{P}.asl.component.state.state:CommonStateField",
+        "_eval_body",
+        fault_seams.crash_after_state,
+        "crash-after-state: a run may be lost right after a state completed (its exit event written)",
+        "faults",
+        Expect(params="self, env", calls=("self._set_next(env)", "state_exited_event_type")),
+        wraps=True,
+    ),
+    *(
+        Patch(
+            "moto.dynamodb.models:DynamoDBBackend",
+            method,
+            fault_seams.throttled,
+            "ddb-throttle: the backend refuses a read with ProvisionedThroughputExceededException (writes: storage)",
+            "faults",
+            Expect(params=params),
+            wraps=True,
+        )
+        for method, params in _READS.items()
+    ),
+    Patch(
+        "requests.adapters:HTTPAdapter",
+        "send",
+        fault_seams.crash_after_send,
+        "crash-after-send: not moto, but the one place a handler's HTTP request is known to have been answered",
+        "faults",
+        Expect(params="self, request, stream, timeout, verify, cert, proxies"),
+        wraps=True,
     ),
     # -- retention: bounded memory -------------------------------------------------------------------
     Patch(
