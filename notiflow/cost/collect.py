@@ -11,13 +11,15 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from notiflow.cost import histories
 from notiflow.cost.histories import LOG_LEVELS
-from notiflow.cost.meter import Meter
 from notiflow.cost.prices import PriceFile
 from notiflow.cost.usage import Usage
+
+if TYPE_CHECKING:
+    from notiflow.cost.meter import Meter  # imports moto: only the local run needs it
 
 Event = Mapping[str, Any]
 

@@ -35,9 +35,9 @@ from notiflow.cost import histories
 from notiflow.cost.collect import Run, add_express_runs, add_meter, add_standard_runs, lambda_log_bytes
 from notiflow.cost.meter import Meter
 from notiflow.cost.prices import PriceFile
+from notiflow.cost.read import execution_history
 from notiflow.cost.usage import Usage
 from notiflow.demo.receiver import Step, WebhookReceiver
-from notiflow.local.fixtures import execution_history
 from notiflow.local.stack import EmbeddedStack, StackSettings
 from notiflow.shared.lambda_logs import lambda_output_to
 from notiflow.shared.waiting import wait_until

@@ -24,7 +24,6 @@ from notiflow.cost import histories
 from notiflow.cost.collect import Run, add_express_runs, add_standard_runs
 from notiflow.cost.prices import PriceFile
 from notiflow.cost.usage import Usage
-from notiflow.local.fixtures import execution_history
 
 NOT_VISIBLE = "not visible in execution histories (make cost meters it on the embedded stack); left out of all-in"
 
@@ -35,6 +34,12 @@ def fast_path_arn(state_machine_arn: str) -> str:
     default = Names()
     prefix = name.removesuffix(default.state_machine.removeprefix(default.prefix))
     return f"{arn_prefix}:{Names(prefix=prefix).fast_path_state_machine}"
+
+
+def execution_history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    """Every event of a run, oldest first."""
+    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
+    return [event for page in pages for event in page["events"]]
 
 
 def _executions(sfn: Any, machine_arn: str, since: datetime | None) -> Iterator[dict[str, Any]]:
