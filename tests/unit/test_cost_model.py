@@ -214,3 +214,11 @@ def test_the_meters_moto_seams_have_the_expected_shape():
         assert callable(method), f"{owner.__name__}.{name} is gone"
         if params is not None:
             assert ", ".join(inspect.signature(method).parameters) == params, f"{owner.__name__}.{name} changed"
+
+
+def test_the_express_machine_is_found_beside_the_standard_one_for_any_prefix():
+    from notiflow.cost.read import fast_path_arn
+
+    arn = "arn:aws:states:us-east-1:123456789012:stateMachine:"
+    assert fast_path_arn(arn + "notiflow-delivery") == arn + "notiflow-fast-path"
+    assert fast_path_arn(arn + "notiflow-prod-delivery") == arn + "notiflow-prod-fast-path"
