@@ -85,8 +85,9 @@ def test_the_report_puts_both_modes_side_by_side_and_ends_with_the_scripted_line
     assert "Every figure above is measured" in text
 
 
-def test_notiflow_cost_reads_a_deployments_histories(capsys):
-    settings = stack_settings_for_tests(poller_wait_seconds=1)
+@pytest.mark.parametrize("mode", [DeliveryMode.STANDARD, DeliveryMode.FAST_PATH])
+def test_notiflow_cost_reads_a_deployments_histories(mode, capsys):
+    settings = stack_settings_for_tests(poller_wait_seconds=1, delivery_mode=mode)
     with EmbeddedStack(settings) as stack, WebhookReceiver(secret=stack.signing_secret) as receiver:
         ids = [f"cost-cli-{uuid.uuid4().hex[:8]}" for _ in range(2)]
         for nid in ids:
@@ -102,6 +103,13 @@ def test_notiflow_cost_reads_a_deployments_histories(capsys):
         exit_code = main(["cost", "--endpoint-url", stack.endpoint_url])
     out = capsys.readouterr().out
     assert exit_code == 0
-    # Two first-try successes, 6 transitions each: $150.00 per million.
-    assert out.splitlines()[-1].startswith("per million: standard Step Functions $150.00, all-in $")
     assert "not visible in execution histories" in out
+    last = re.fullmatch(r"per million: (\S+) Step Functions \$([\d.]+), all-in \$([\d.]+)", out.splitlines()[-1])
+    assert last is not None
+    if mode is DeliveryMode.STANDARD:
+        # Two first-try successes, 6 transitions each: $150.00 per million.
+        assert last.groups()[:2] == ("standard", "150.00")
+    else:
+        # One Express run each ($1 per million) of at least 100 ms at 64 MB, no Standard transition.
+        assert last.group(1) == "fast-path"
+        assert 1.10 <= float(last.group(2)) < 3.0
