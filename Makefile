@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export CDK_DISABLE_VERSION_CHECK := true
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: install test lint style types format run up synth package bench clean lock chromium console screenshot
+.PHONY: install test lint style types format run up synth package bench cost clean lock chromium console screenshot
 
 LOCKED := requirements/dev.txt
 
@@ -72,6 +72,11 @@ package: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/throughput.py
+
+# The realistic mix in both delivery modes on the embedded stack, priced per million notifications
+# (infrastructure/prices.json); ARGS go to bench/cost_mix.py, e.g. make cost ARGS="--count 400".
+cost: $(STAMP)
+	$(PY) bench/cost_mix.py $(ARGS)
 
 # Re-resolve uv.lock after changing pyproject.toml and export requirements/<group>.txt, hashed.
 # ARGS go to `uv lock`: make lock ARGS=--upgrade, make lock ARGS="--upgrade-package moto".

@@ -214,6 +214,32 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     return run_redrive_command(_deployment(args), args)
 
 
+def cmd_cost(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from notiflow.cost.model import price
+    from notiflow.cost.prices import load_prices
+    from notiflow.cost.read import read_usage
+    from notiflow.cost.report import render
+    from notiflow.cost.usage import Usage
+
+    prices = load_prices(Path(args.prices) if args.prices else None)
+    if args.usage:
+        usages = [Usage.from_json(json.loads(Path(path).read_text(encoding="utf-8"))) for path in args.usage]
+    else:
+        deployment = _deployment(args)
+        if not deployment.state_machine_arn:
+            raise DeploymentNotFoundError("state machine ARN is unknown")
+        since = parse_since(args.since) if args.since else None
+        usages = [read_usage(deployment.client("stepfunctions"), deployment.state_machine_arn, prices, since=since)]
+    empty = [usage.mode for usage in usages if not usage.notifications]
+    if empty:
+        raise LookupError(f"no finished runs to price ({', '.join(empty)})")
+    print(render({usage.mode: price(usage, prices) for usage in usages}, prices))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from notiflow.demo.scenarios import run_demo
 
@@ -398,6 +424,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long to wait for the redriven runs (each wave: canaries, then the rest); default 120",
     )
     redrive.set_defaults(func=cmd_redrive)
+
+    cost = commands.add_parser(
+        "cost", help="cost per million notifications by component, from execution histories or make cost's usage"
+    )
+    _add_target_options(cost)
+    cost.add_argument("--since", help="only runs started in this window: 6h, 30m, 2d or an ISO time")
+    cost.add_argument(
+        "--usage", nargs="+", metavar="FILE", help="price usage files make cost wrote (.notiflow/cost/usage-*.json)"
+    )
+    cost.add_argument("--prices", help="another price file (default infrastructure/prices.json)")
+    cost.set_defaults(func=cmd_cost)
     return parser
 
 
