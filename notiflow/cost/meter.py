@@ -15,7 +15,8 @@ While a :class:`Meter` is open it wraps, in this process:
   receives that returned messages, deletes and visibility changes. Empty long polls are not counted:
   an event source mapping's idle polling is a fixed cost per queue, not a cost per notification.
 
-The moto names it touches are listed in :data:`SEAMS` and checked by ``tests/unit/test_cost_meter.py``.
+The moto names it touches are rows of the engine's table of moto internals (``COST_METER`` in
+``notiflow/local/engine/uses.py``), checked by ``tests/local/test_engine_guard.py`` with the rest.
 """
 
 from __future__ import annotations
@@ -32,28 +33,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from moto.awslambda.models import LambdaFunction
-from moto.dynamodb.responses import DynamoHandler
 from moto.sqs.models import SQSBackend
 
 from notiflow.cost.dynamodb import IndexShape, read_units, write_units
+from notiflow.local.engine.patching import resolve_owner
+from notiflow.local.engine.uses import COST_METER, USES
 
 SQS_CHUNK_BYTES: Final = 64 * 1024
-SEAMS: Final = (
-    (LambdaFunction, "invoke", "self, body, request_headers, response_headers"),
-    (DynamoHandler, "get_item", "self"),
-    (DynamoHandler, "put_item", "self"),
-    (DynamoHandler, "update_item", "self"),
-    (DynamoHandler, "delete_item", "self"),
-    (SQSBackend, "send_message", None),
-    (SQSBackend, "send_message_batch", "self, queue_name, entries"),
-    (SQSBackend, "receive_message", None),
-    (SQSBackend, "delete_message", "self, queue_name, receipt_handle"),
-    (SQSBackend, "delete_message_batch", "self, queue_name, receipts"),
-    (SQSBackend, "change_message_visibility", "self, queue_name, receipt_handle, visibility_timeout"),
-    (SQSBackend, "change_message_visibility_batch", None),
+SEAMS: Final = tuple(
+    (resolve_owner(row.owner), row.attribute, row.expect.params) for row in USES if row.why == COST_METER
 )
-"""(class, method, expected parameters or None) of every moto seam the meter wraps."""
+"""(class, method, expected parameters or None) of every moto seam the meter wraps: the engine's table
+rows marked COST_METER (notiflow/local/engine/uses.py), so the guard test checks them with the rest."""
 
 
 @dataclass(frozen=True)

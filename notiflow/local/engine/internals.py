@@ -2,12 +2,13 @@
 
 :data:`PATCHES` lists every attribute of moto the engine replaces, wraps or adds, with the concern
 (module) owning the replacement and why it is needed. :data:`USES` (kept in :mod:`.uses`, the row
-shapes in :mod:`.rows`) lists what the engine calls, subclasses or reads without replacing it. Every row states the shape the engine expects of stock
-moto (parameter names, a type, snippets of source it relies on, or the hash of code it mirrors);
-``tests/local/test_engine_guard.py`` generates one check per row, so an upgrade that moves any of
-them fails loudly, and :mod:`notiflow.local.engine.patching` applies and removes exactly these rows.
-A new concern (an Express runner, fault injection, API-fidelity fixes) adds its module beside the
-others and its rows here; nothing else keeps a list of moto internals.
+shapes in :mod:`.rows`) lists what the engine calls, subclasses or reads without replacing it. Every
+row states the shape the engine expects of stock moto (parameter names, a type, snippets of source it
+relies on, or the hash of code it mirrors); ``tests/local/test_engine_guard.py`` generates one check
+per row, so an upgrade that moves any of them fails loudly, and :mod:`notiflow.local.engine.patching`
+applies and removes exactly these rows. A new concern (an Express runner, fault injection,
+API-fidelity fixes, the cost meter's seams) adds its module beside the others and its rows here or in
+:mod:`.uses`; nothing else keeps a list of moto internals.
 """
 
 from __future__ import annotations

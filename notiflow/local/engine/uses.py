@@ -10,6 +10,8 @@ from typing import Final
 
 from notiflow.local.engine.rows import TASK, P, Use, use
 
+COST_METER: Final = "wrapped by the cost meter while a Meter is open"
+
 USES: Final[tuple[Use, ...]] = (
     use(
         "moto.awslambda.models:LambdaFunction",
@@ -159,4 +161,27 @@ USES: Final[tuple[Use, ...]] = (
         "gives every model class its instances_tracked list",
         calls=("instances_tracked",),
     ),
+    # -- wrapped by the cost meter (notiflow/cost/meter.py) while a Meter is open -----------------
+    use(
+        "moto.awslambda.models:LambdaFunction",
+        "invoke",
+        COST_METER,
+        params="self, body, request_headers, response_headers",
+    ),
+    use("moto.dynamodb.responses:DynamoHandler", "get_item", COST_METER, params="self"),
+    use("moto.dynamodb.responses:DynamoHandler", "put_item", COST_METER, params="self"),
+    use("moto.dynamodb.responses:DynamoHandler", "update_item", COST_METER, params="self"),
+    use("moto.dynamodb.responses:DynamoHandler", "delete_item", COST_METER, params="self"),
+    use("moto.sqs.models:SQSBackend", "send_message", COST_METER),
+    use("moto.sqs.models:SQSBackend", "send_message_batch", COST_METER, params="self, queue_name, entries"),
+    use("moto.sqs.models:SQSBackend", "receive_message", COST_METER),
+    use("moto.sqs.models:SQSBackend", "delete_message", COST_METER, params="self, queue_name, receipt_handle"),
+    use("moto.sqs.models:SQSBackend", "delete_message_batch", COST_METER, params="self, queue_name, receipts"),
+    use(
+        "moto.sqs.models:SQSBackend",
+        "change_message_visibility",
+        COST_METER,
+        params="self, queue_name, receipt_handle, visibility_timeout",
+    ),
+    use("moto.sqs.models:SQSBackend", "change_message_visibility_batch", COST_METER),
 )
