@@ -69,6 +69,9 @@ RUNTIME: Final = "python3.13"
 """One Python for every function; the bundled wheels are chosen for it (infrastructure/bundling.py)."""
 ARCHITECTURE: Final = "arm64"
 MEMORY_MB: Final = 256
+INGEST_MEMORY_MB: Final = 128
+"""Ingest mostly waits (on StartExecution, or on whole Express runs in fast-path mode), and Lambda bills
+the wait by memory size: half the memory halves its duration cost (see `make cost`)."""
 INGEST_TIMEOUT_SECONDS: Final = 30
 """Standard mode: one StartExecution per record."""
 INGEST_SYNC_MARGIN_SECONDS: Final = 20
@@ -477,7 +480,7 @@ def build_spec(config: NotiflowConfig, names: Names | None = None) -> NotiflowSp
             description=_DESCRIPTIONS[step],
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
-            memory_mb=MEMORY_MB,
+            memory_mb=INGEST_MEMORY_MB if step == STEP_INGEST else MEMORY_MB,
             timeout_seconds=_timeout(step, config),
             log_group=names.function_log_group(step),
             environment=shared_environment,

@@ -30,5 +30,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.info("duplicate notification skipped", extra={"reason": result.reason})
         metrics.add_metric(name="DuplicateSkipped", unit="Count", value=1)
     else:
-        logger.info("notification claimed", extra={"replay": request.replay})
+        logger.debug("notification claimed", extra={"replay": request.replay})
     return result.model_dump(mode="json")

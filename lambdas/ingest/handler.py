@@ -25,7 +25,7 @@ from lambdas.ingest.starter import (
 )
 from lambdas.shared import aws
 from lambdas.shared.config import ConfigurationError, Settings, get_settings
-from lambdas.shared.constants import DeliveryMode
+from lambdas.shared.constants import DeliveryMode, FastPathOutcome
 from lambdas.shared.observability import bind_run, lambda_entry, logger, metrics
 
 if TYPE_CHECKING:
@@ -84,7 +84,10 @@ def fast_path_record(record: dict[str, Any], settings: Settings) -> FastPathResu
 
 def _report_fast_path(result: FastPathResult) -> None:
     """Log and count one finished Express run; raise FastPathNotDoneError unless its outcome is durable."""
-    logger.info(
+    # A first-try success is most of the traffic and its record says it all: log it at DEBUG (log ingestion
+    # is priced per byte, see `make cost`); anything else is worth an INFO line.
+    log = logger.debug if result.outcome == FastPathOutcome.SUCCESS else logger.info
+    log(
         "fast path finished",
         extra={"executionArn": result.execution_arn, "status": result.status, "outcome": result.outcome},
     )

@@ -26,5 +26,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.warning("notification rejected", extra={"reason": str(exc)})
         metrics.add_metric(name="NotificationRejected", unit="Count", value=1)
         raise
-    logger.info("notification valid", extra={"targetHost": validated.notification.target.host})
+    logger.debug("notification valid", extra={"targetHost": validated.notification.target.host})
     return validated.model_dump(mode="json")

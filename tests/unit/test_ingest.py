@@ -186,6 +186,11 @@ def test_fast_path_acknowledges_only_durable_outcomes(
     express = SyncExpress(endings, parties=len(endings))
     monkeypatch.setattr(ingest, "_sync_sfn", lambda: express)
     records = _records(*endings)
+    logged: dict[str, list[str | None]] = {"info": [], "debug": []}
+    for level in logged:
+        monkeypatch.setattr(
+            ingest.logger, level, lambda message, *, extra, _level=level: logged[_level].append(extra.get("outcome"))
+        )
 
     # When ingest handles the batch
     response = ingest.lambda_handler({"Records": records}, lambda_context)
@@ -200,6 +205,9 @@ def test_fast_path_acknowledges_only_durable_outcomes(
     failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
     by_message = {record["messageId"]: name for record, name in zip(records, endings, strict=True)}
     assert {by_message[message] for message in failed} == {"stale", "busy", "crashed", "timed-out", "throttled"}
+    # And a first-try success logs no INFO line (most of the traffic, and log ingestion is billed), the others do
+    assert logged["debug"] == ["SUCCESS"]
+    assert set(logged["info"]) >= {"HANDED_OVER", "DUPLICATE", "BUSY", "STALE"}
 
 
 def test_the_sync_client_waits_out_an_express_run_and_never_retries(moto_aws: None) -> None:
