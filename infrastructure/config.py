@@ -16,6 +16,12 @@ Context keys (default in brackets):
   hostMaxInFlight [10; 0: no per-host limit], hostLimits ["" e.g. "hooks.example.com=5,api.example.net=20"]
   recordTtlDays [90], logLevel ["INFO"], logRetentionDays [30], retainData [true]
   maxReceiveCount [5], ingestBatchSize [10], alarmEmail [none: no SNS topic]
+  ingestMaxConcurrency [20; 2..1000]: the SQS trigger's maximum concurrency (ScalingConfig), which the
+    local poller honours too. Why 20: in fast-path mode one ingest invocation holds a whole batch of
+    Express runs, each running one step Lambda at a time, so ingest concurrency N can hold about
+    N x (1 + ingestBatchSize) functions at once: 220 at the default, under a quarter of the default
+    regional quota (1,000), while an unbounded trigger scales toward 1,000 pollers and throttles the
+    workflow's own steps. About 200 notifications a second at 1 s per delivery; raise it with the quota.
 """
 
 from __future__ import annotations
@@ -105,6 +111,7 @@ class NotiflowConfig(BaseModel):
     retain_data: bool = True
     max_receive_count: int = Field(default=5, ge=1, le=1000)
     ingest_batch_size: int = Field(default=10, ge=1, le=10)
+    ingest_max_concurrency: int = Field(default=20, ge=2, le=1000)
     alarm_email: str | None = None
 
     @field_validator("allowed_schemes", "allowed_target_hosts", mode="before")

@@ -237,6 +237,8 @@ class IntakeSpec:
     dead_letter_retention_seconds: int
     max_receive_count: int
     batch_size: int
+    max_concurrency: int
+    """At most this many ingest invocations in flight (the trigger's ScalingConfig; the local poller's too)."""
 
 
 @dataclass(frozen=True)
@@ -408,6 +410,7 @@ def build_spec(config: NotiflowConfig, names: Names | None = None) -> NotiflowSp
         dead_letter_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
         max_receive_count=config.max_receive_count,
         batch_size=config.ingest_batch_size,
+        max_concurrency=config.ingest_max_concurrency,
     )
     fast_mode = config.delivery_mode is DeliveryMode.FAST_PATH
     state_machine = StateMachineSpec(

@@ -37,6 +37,7 @@ CUSTOM_CONTEXT = {
     "retainData": "false",
     "maxReceiveCount": "3",
     "ingestBatchSize": "5",
+    "ingestMaxConcurrency": "7",
     "logRetentionDays": "90",
 }
 

@@ -82,6 +82,8 @@ def test_the_deliver_timeout_covers_one_attempt_and_stays_below_the_state_timeou
         ({"logRetentionDays": "31"}, "logRetentionDays"),
         ({"ingestBatchSize": "11"}, "ingestBatchSize"),
         ({"maxReceiveCount": "0"}, "maxReceiveCount"),
+        ({"ingestMaxConcurrency": "1"}, "ingestMaxConcurrency"),
+        ({"ingestMaxConcurrency": "1001"}, "ingestMaxConcurrency"),
         ({"alarmEmail": "not-an-address"}, "alarmEmail"),
         ({"logLevel": "LOUD"}, "logLevel"),
         ({"allowLoopbackTargets": "perhaps"}, "allowLoopbackTargets"),

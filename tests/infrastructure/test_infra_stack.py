@@ -179,6 +179,8 @@ def test_ingest_consumes_the_queue_reporting_batch_item_failures(default_stack):
     # Then one failed message is retried alone and batches hold up to ten messages
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["BatchSize"] == 10
+    # And at most 20 ingest invocations run at once (the trigger's maximum concurrency, the local poller's too)
+    assert props["ScalingConfig"] == {"MaximumConcurrency": 20}
     assert props["EventSourceArn"] == arn_of(queue_id)
     assert props["FunctionName"] == {"Ref": ingest_id}
 
@@ -523,7 +525,7 @@ def test_context_reaches_the_lambda_environment(custom_stack, key, expected):
 
 
 def test_context_reaches_the_queue_the_mapping_and_the_log_groups(custom_stack):
-    # Given a stack synthesized with maxReceiveCount 3, batch size 5 and 90 days of logs
+    # Given a stack synthesized with maxReceiveCount 3, batch size 5, maximum concurrency 7 and 90 days of logs
     queue = next(
         res
         for res in custom_stack.resources("AWS::SQS::Queue").values()
@@ -534,4 +536,5 @@ def test_context_reaches_the_queue_the_mapping_and_the_log_groups(custom_stack):
     # Then each setting landed where it acts
     assert queue["Properties"]["RedrivePolicy"]["maxReceiveCount"] == 3
     assert mapping["Properties"]["BatchSize"] == 5
+    assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 7}
     assert {g["Properties"]["RetentionInDays"] for g in custom_stack.resources("AWS::Logs::LogGroup").values()} == {90}
