@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 import aws_cdk as cdk
@@ -28,27 +27,30 @@ from constructs import Construct
 from infrastructure.config import NotiflowConfig
 from infrastructure.functions import NotiflowFunction
 from infrastructure.intake import Intake
-from infrastructure.spec import pascal
+from infrastructure.spec import NotiflowSpec, pascal
 from infrastructure.workflow import Workflow
-from lambdas.shared.constants import SERVICE_NAME, STEP_DEDUPLICATE, STEP_DELIVER, STEP_VALIDATE
+from lambdas.shared.constants import STEP_DEDUPLICATE, STEP_DELIVER, STEP_VALIDATE
 
 PERIOD: Final = cdk.Duration.minutes(5)
 CONTRACT_ERROR_RATE_PERCENT: Final = 50
 CONTRACT_ERROR_PERIODS: Final = 3
 
 
-def alarm_name(construct_id: str) -> str:
-    """``FailedExecutions`` -> ``notiflow-failed-executions``: stable names to find in the console."""
-    return f"{SERVICE_NAME}-" + re.sub(r"(?<!^)(?=[A-Z])", "-", construct_id).lower()
-
-
 class Observability(Construct):
     """CloudWatch alarms on the workflow, the DLQ and the Lambdas; actions go to the topic if there is one."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: NotiflowConfig, workflow: Workflow, intake: Intake
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: NotiflowConfig,
+        spec: NotiflowSpec,
+        workflow: Workflow,
+        intake: Intake,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.names = spec.names
         self.topic: sns.Topic | None = None
         if config.alarm_email:
             self.topic = sns.Topic(self, "AlarmTopic", display_name="Notiflow alarms", enforce_ssl=True)
@@ -106,7 +108,7 @@ class Observability(Construct):
         return cloudwatch.Alarm(
             self,
             construct_id,
-            alarm_name=alarm_name(construct_id),
+            alarm_name=self.names.alarm(construct_id),
             alarm_description=description,
             metric=metric,
             threshold=1,
@@ -130,7 +132,7 @@ class Observability(Construct):
         return cloudwatch.Alarm(
             self,
             construct_id,
-            alarm_name=alarm_name(construct_id),
+            alarm_name=self.names.alarm(construct_id),
             alarm_description=(
                 f"{description} Over {CONTRACT_ERROR_RATE_PERCENT}% of {step.step} invocations raised "
                 f"for {CONTRACT_ERROR_PERIODS} periods of {PERIOD.to_minutes()} minutes."

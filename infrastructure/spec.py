@@ -6,8 +6,8 @@ and each function's environment are decided here once, from a validated :class:`
 spec into moto API calls. This module imports no CDK, so the local stack can read it without the
 CDK toolchain installed.
 
-Names come from :class:`Names`, whose ``prefix`` is the service name today; a per-stage deployment
-changes the prefix (``notiflow-prod``) and every physical name follows.
+Names come from :class:`Names`, whose ``prefix`` is ``notiflow``, or ``notiflow-<stage>`` for a deployment
+with a ``stage`` (``notiflow-prod``): every physical name follows it, so stages coexist in one account.
 
 An environment value that only exists once a resource exists (the state machine ARN, the secret
 ARN, the table name as CloudFormation reports it) is a :class:`Ref`: each platform fills it in
@@ -21,6 +21,7 @@ is delivered again only once its claim can be taken over. Both state machines ar
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -203,6 +204,15 @@ class Names:
         """The log group Lambda writes a step's logs to."""
         return f"/aws/lambda/{self.function(step)}"
 
+    def alarm(self, construct_id: str) -> str:
+        """``FailedExecutions`` -> ``notiflow-failed-executions``: stable alarm names to find in the console."""
+        return f"{self.prefix}-" + re.sub(r"(?<!^)(?=[A-Z])", "-", construct_id).lower()
+
+    @property
+    def dashboard(self) -> str:
+        """The CloudWatch dashboard, e.g. ``notiflow`` or ``notiflow-prod``."""
+        return self.prefix
+
 
 @dataclass(frozen=True)
 class FunctionSpec:
@@ -383,8 +393,8 @@ def _refs(step: str, mode: DeliveryMode) -> dict[str, Ref]:
 
 
 def build_spec(config: NotiflowConfig, names: Names | None = None) -> NotiflowSpec:
-    """The spec of a deployment configured by ``config`` (names under ``names``, default ``notiflow-*``)."""
-    names = names or Names()
+    """The spec of a deployment configured by ``config`` (names under ``names``, default the config's prefix)."""
+    names = names or Names(prefix=config.prefix)
     shared_environment = MappingProxyType({**config.settings_environment(), **TRACER_ENVIRONMENT})
     functions = {
         step: FunctionSpec(

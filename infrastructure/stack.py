@@ -37,9 +37,11 @@ class NotiflowStack(cdk.Stack):
             table_name=self.storage.table.table_name,
         )
         self.observability = Observability(
-            self, "Observability", config=config, workflow=self.workflow, intake=self.intake
+            self, "Observability", config=config, spec=spec, workflow=self.workflow, intake=self.intake
         )
         cdk.Tags.of(self).add("project", SERVICE_NAME)
+        if config.stage:
+            cdk.Tags.of(self).add("stage", config.stage)
 
         cdk.CfnOutput(self, "QueueUrl", value=self.intake.queue.queue_url, description="Send notifications here")
         cdk.CfnOutput(

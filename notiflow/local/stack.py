@@ -84,6 +84,8 @@ class StackSettings:
     """
 
     port: int | None = None
+    stage: str | None = None
+    """Names every resource ``notiflow-<stage>-*`` as the deployed stage (None: ``notiflow-*``)."""
     time_scale: float = 1.0
     max_wait_seconds: float | None = None
     connect_timeout_seconds: float | None = None
@@ -126,6 +128,7 @@ class StackSettings:
             "host_max_in_flight": self.host_max_in_flight,
             "host_limits": self.host_limits,
             "ingest_max_concurrency": self.ingest_max_concurrency,
+            "stage": self.stage,
         }
         fields = {**TargetPolicy(self.target_policy).config_fields()}
         fields.update({name: value for name, value in chosen.items() if value is not None})
@@ -544,6 +547,7 @@ class EmbeddedStack:
             "stateMachineArn": self.state_machine_arn,
             "fastPathStateMachineArn": self.fast_path_state_machine_arn,
             "deliveryMode": self.delivery_mode.value,
+            "stage": self.config.stage,
             "tableName": self.table_name,
             "hostLeasesTableName": self.host_leases_table_name,
             "queueUrl": self.queue_url,

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 # The infrastructure package is imported before aws_cdk starts its Node process (see its __init__).
-from infrastructure.app import STACK_NAME, build
+from infrastructure.app import build
+from infrastructure.config import stack_name
 from infrastructure.synth import SynthReport, load_context, synthesize
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def synthesize_notiflow(outdir: Path, overrides: dict[str, str] | None = None) -
     app = cdk.App(outdir=str(outdir), context=context)
     build(app)
     report = synthesize(app)
-    path = report.templates[STACK_NAME]
+    path = report.templates[stack_name((overrides or {}).get("stage") or None)]
     raw = json.loads(path.read_text(encoding="utf-8"))
     return Synthesized(report=report, template_path=path, raw=raw, template=Template.from_json(raw))
 
