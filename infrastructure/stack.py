@@ -37,7 +37,13 @@ class NotiflowStack(cdk.Stack):
             table_name=self.storage.table.table_name,
         )
         self.observability = Observability(
-            self, "Observability", config=config, spec=spec, workflow=self.workflow, intake=self.intake
+            self,
+            "Observability",
+            config=config,
+            spec=spec,
+            workflow=self.workflow,
+            intake=self.intake,
+            functions=[self.intake.ingest, *self.workflow.functions.values()],
         )
         cdk.Tags.of(self).add("project", SERVICE_NAME)
         if config.stage:
@@ -67,4 +73,6 @@ class NotiflowStack(cdk.Stack):
             description="Standard Webhooks key that receivers verify signatures with",
         )
         if self.observability.topic is not None:
-            cdk.CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)
+            cdk.CfnOutput(
+                self, "AlarmTopicArn", value=self.observability.topic.topic_arn, description="The alarmEmail topic"
+            )

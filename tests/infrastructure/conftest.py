@@ -21,6 +21,7 @@ from infrastructure.synth import SynthReport, load_context, synthesize
 if TYPE_CHECKING:
     from aws_cdk.assertions import Template
 
+EXISTING_TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:oncall-pager"
 CUSTOM_CONTEXT = {
     "deliveryMode": "standard",
     "fastPathRetries": "1",
@@ -28,6 +29,7 @@ CUSTOM_CONTEXT = {
     "hostMaxInFlight": "4",
     "hostLimits": "hooks.example.com=2",
     "alarmEmail": "oncall@example.com",
+    "alarmTopicArn": EXISTING_TOPIC_ARN,
     "retryIntervalSeconds": "10",
     "retryMaxAttempts": "4",
     "retryBackoffRate": "3",

@@ -85,6 +85,8 @@ def test_the_deliver_timeout_covers_one_attempt_and_stays_below_the_state_timeou
         ({"ingestMaxConcurrency": "1"}, "ingestMaxConcurrency"),
         ({"ingestMaxConcurrency": "1001"}, "ingestMaxConcurrency"),
         ({"alarmEmail": "not-an-address"}, "alarmEmail"),
+        ({"alarmTopicArn": "oncall"}, "alarmTopicArn"),
+        ({"alarmTopicArn": "arn:aws:sqs:us-east-1:123456789012:q"}, "alarmTopicArn"),
         ({"logLevel": "LOUD"}, "logLevel"),
         ({"allowLoopbackTargets": "perhaps"}, "allowLoopbackTargets"),
     ],

@@ -23,6 +23,7 @@ NAME_PROPERTIES = {
     "AWS::SNS::Topic": "TopicName",
 }
 """Every resource type whose physical name is account-and-region wide, and the property that names it."""
+DEV_TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:dev-alarms"
 
 
 def physical_names(stack: Synthesized) -> dict[str, str]:
@@ -39,7 +40,9 @@ def physical_names(stack: Synthesized) -> dict[str, str]:
 def stages(tmp_path_factory: pytest.TempPathFactory, default_stack: Synthesized) -> dict[str, Synthesized]:
     return {
         "default": default_stack,
-        "dev": synthesize_notiflow(tmp_path_factory.mktemp("cdk-dev"), {"stage": "dev"}),
+        "dev": synthesize_notiflow(
+            tmp_path_factory.mktemp("cdk-dev"), {"stage": "dev", "alarmTopicArn": DEV_TOPIC_ARN}
+        ),
         "prod": synthesize_notiflow(
             tmp_path_factory.mktemp("cdk-prod"), {"stage": "prod", "alarmEmail": "oncall@example.com"}
         ),
@@ -119,3 +122,16 @@ def test_a_stage_that_cannot_prefix_every_name_is_refused(stage):
 def test_a_valid_stage_prefixes_and_a_blank_one_is_the_default():
     assert NotiflowConfig.from_context({"stage": "eu-test2"}.get).prefix == "notiflow-eu-test2"
     assert NotiflowConfig.from_context({"stage": ""}.get).prefix == "notiflow"
+
+
+def test_an_existing_topic_alone_gets_every_alarm_and_no_topic_is_created(stages):
+    # Given the dev stage, deployed with alarmTopicArn and no alarmEmail
+    stack = stages["dev"]
+    # When its topics and alarm actions are read
+    alarms = list(stack.resources("AWS::CloudWatch::Alarm").values())
+    # Then no topic is created and every alarm, and its recovery, notifies the existing topic
+    assert stack.resources("AWS::SNS::Topic") == {}
+    assert "AlarmTopicArn" not in stack.raw["Outputs"]
+    assert alarms
+    assert all(a["Properties"]["AlarmActions"] == [DEV_TOPIC_ARN] for a in alarms)
+    assert all(a["Properties"]["OKActions"] == [DEV_TOPIC_ARN] for a in alarms)
