@@ -74,7 +74,9 @@ class Observability(Construct):
             self.topics.append(self.topic)
         if config.alarm_topic_arn:
             self.topics.append(sns.Topic.from_topic_arn(self, "ExistingAlarmTopic", config.alarm_topic_arn))
-        queue_age_threshold = QUEUE_AGE_VISIBILITY_TIMEOUTS * spec.intake.visibility_timeout_seconds
+        self.queue_age_threshold_seconds = queue_age_threshold = (
+            QUEUE_AGE_VISIBILITY_TIMEOUTS * spec.intake.visibility_timeout_seconds
+        )
 
         self.alarms: list[cloudwatch.Alarm] = [
             self._at_least_one(

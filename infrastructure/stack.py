@@ -9,6 +9,7 @@ from constructs import Construct
 
 from infrastructure.bundling import lambda_code
 from infrastructure.config import NotiflowConfig
+from infrastructure.dashboard import Dashboard
 from infrastructure.intake import Intake
 from infrastructure.observability import Observability
 from infrastructure.spec import build_spec
@@ -36,6 +37,7 @@ class NotiflowStack(cdk.Stack):
             fast_path=self.workflow.fast_path,
             table_name=self.storage.table.table_name,
         )
+        functions = [self.intake.ingest, *self.workflow.functions.values()]
         self.observability = Observability(
             self,
             "Observability",
@@ -43,7 +45,16 @@ class NotiflowStack(cdk.Stack):
             spec=spec,
             workflow=self.workflow,
             intake=self.intake,
-            functions=[self.intake.ingest, *self.workflow.functions.values()],
+            functions=functions,
+        )
+        self.dashboard = Dashboard(
+            self,
+            "Dashboard",
+            spec=spec,
+            workflow=self.workflow,
+            intake=self.intake,
+            functions=functions,
+            queue_age_threshold_seconds=self.observability.queue_age_threshold_seconds,
         )
         cdk.Tags.of(self).add("project", SERVICE_NAME)
         if config.stage:
@@ -64,6 +75,12 @@ class NotiflowStack(cdk.Stack):
             description="The Express workflow ingest runs in fast-path mode",
         )
         cdk.CfnOutput(self, "DeliveryMode", value=spec.delivery_mode.value)
+        cdk.CfnOutput(
+            self,
+            "DashboardName",
+            value=self.dashboard.dashboard.dashboard_name,
+            description="CloudWatch dashboard: intake, deliveries by category, retries, failures, latency per host",
+        )
         cdk.CfnOutput(self, "TableName", value=self.storage.table.table_name)
         cdk.CfnOutput(self, "HostLeasesTableName", value=self.storage.host_leases.table_name)
         cdk.CfnOutput(

@@ -125,6 +125,7 @@ def test_the_stack_holds_exactly_the_expected_resources(default_stack):
         "Custom::NotiflowSigningKey": 1,
         "AWS::Lambda::EventSourceMapping": 1,
         "AWS::CloudWatch::Alarm": 17,
+        "AWS::CloudWatch::Dashboard": 1,
         "AWS::SNS::Topic": 0,
         "AWS::IAM::Role": 8,
         "AWS::Logs::LogGroup": 8,

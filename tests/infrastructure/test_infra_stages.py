@@ -82,6 +82,7 @@ def test_two_stages_and_the_default_share_no_physical_name(stages):
         "AWS::Logs::LogGroup",
         "AWS::SecretsManager::Secret",
         "AWS::CloudWatch::Alarm",
+        "AWS::CloudWatch::Dashboard",
     } <= kinds
 
 
