@@ -11,11 +11,12 @@ topic (``alarmTopicArn``), or both.
 - Queue age: the oldest message on the intake queue has waited longer than twice the queue's visibility
   timeout, so it was not taken at all (ingest is throttled, saturated at its maximum concurrency, or
   broken) or its runs failed at least twice; either way notifications are late.
-- DLQ depth: a message the ingest Lambda could not turn into a run.
+- DLQ depth: a message the ingest Lambda could not turn into a run; on the reconciler's DLQ, a run status
+  change the reconciler could not handle (its record may stay PROCESSING).
 - Lambda throttles, every Notiflow function: the account or a function ran out of concurrency. The
   workflow retries a throttled step (and SQS redelivers a throttled batch), so a throttle loses
   nothing, but it delays deliveries and says the concurrency settings need a look.
-- Lambda errors. Ingest and deduplicate raise only when something is broken, so one error alarms.
+- Lambda errors. Ingest, deduplicate and the reconciler raise only when something is broken, so one error alarms.
   Validate and deliver raise named errors as part of the workflow contract (a rejection, a failed
   attempt), so their alarm is on the error rate staying high: producers sending garbage, or
   targets failing wholesale. The failure gate raises on every failed run by design; those runs
@@ -37,6 +38,7 @@ from constructs import Construct
 from infrastructure.config import NotiflowConfig
 from infrastructure.functions import NotiflowFunction
 from infrastructure.intake import Intake
+from infrastructure.reconcile import Reconciler
 from infrastructure.spec import NotiflowSpec, pascal
 from infrastructure.workflow import Workflow
 from lambdas.shared.constants import STEP_DEDUPLICATE, STEP_DELIVER, STEP_VALIDATE
@@ -60,6 +62,7 @@ class Observability(Construct):
         spec: NotiflowSpec,
         workflow: Workflow,
         intake: Intake,
+        reconciler: Reconciler,
         functions: Sequence[NotiflowFunction],
     ) -> None:
         super().__init__(scope, construct_id)
@@ -142,6 +145,19 @@ class Observability(Construct):
                 "DeduplicateErrors",
                 workflow.functions[STEP_DEDUPLICATE].function.metric_errors(period=PERIOD, statistic="Sum"),
                 "The Notiflow deduplicate Lambda failed: the notifications table is unreachable or throttling.",
+            ),
+            self._at_least_one(
+                "ReconcilerDeadLetterQueueNotEmpty",
+                reconciler.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=PERIOD, statistic="Maximum"
+                ),
+                "Notiflow status-change events reached the reconciler's DLQ: runs that stopped outside the workflow "
+                "may have records still PROCESSING; replay the events or reconcile those records.",
+            ),
+            self._at_least_one(
+                "ReconcilerErrors",
+                reconciler.function.function.metric_errors(period=PERIOD, statistic="Sum"),
+                "The Notiflow reconciler Lambda failed; EventBridge and Lambda retry, then the event goes to its DLQ.",
             ),
             self._error_rate(workflow.functions[STEP_VALIDATE], "Notiflow is rejecting most notifications."),
             self._error_rate(workflow.functions[STEP_DELIVER], "Most Notiflow delivery attempts are failing."),

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 from infrastructure.config import NotiflowConfig
 from lambdas.shared.constants import (
@@ -37,11 +37,18 @@ from lambdas.shared.constants import (
     DEFAULT_STATE_MACHINE_NAME,
     DEFAULT_TABLE_NAME,
     HOST_LEASES_PARTITION_KEY,
+    OPS_INDEX_NAME,
+    OPS_INDEX_PROJECTION,
+    OPS_SINCE_ATTRIBUTE,
+    OPS_STATUS_ATTRIBUTE,
     SERVICE_NAME,
+    STATUS_CHANGE_DETAIL_TYPE,
+    STATUS_CHANGE_SOURCE,
     STEP_DEDUPLICATE,
     STEP_DELIVER,
     STEP_FAILURE_GATE,
     STEP_INGEST,
+    STEP_RECONCILE,
     STEP_VALIDATE,
     TABLE_PARTITION_KEY,
     TABLE_TTL_ATTRIBUTE,
@@ -88,6 +95,7 @@ _DESCRIPTIONS: Final = {
     STEP_DEDUPLICATE: "Notiflow: claims the notification for this run with one conditional write",
     STEP_DELIVER: "Notiflow: one signed HTTP delivery attempt, within the target host's limit",
     STEP_FAILURE_GATE: "Notiflow: fails the run after a failed delivery, reopens it on redrive",
+    STEP_RECONCILE: "Notiflow: closes records of runs that stopped outside the workflow, reopens them on redrive",
 }
 TABLE_PLACEHOLDER: Final = "NotificationsTableName"
 STANDARD_ARN_PLACEHOLDER: Final = "StandardStateMachineArn"
@@ -252,12 +260,87 @@ class IntakeSpec:
 
 
 @dataclass(frozen=True)
+class IndexSpec:
+    """A global secondary index with string keys and an INCLUDE projection."""
+
+    name: str
+    partition_key: str
+    sort_key: str
+    projected: tuple[str, ...]
+
+    def request(self) -> dict[str, Any]:
+        """The index as CreateTable's ``GlobalSecondaryIndexes`` entry (on-demand: no throughput)."""
+        return {
+            "IndexName": self.name,
+            "KeySchema": [
+                {"AttributeName": self.partition_key, "KeyType": "HASH"},
+                {"AttributeName": self.sort_key, "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(self.projected)},
+        }
+
+
+OPS_INDEX: Final = IndexSpec(
+    name=OPS_INDEX_NAME,
+    partition_key=OPS_STATUS_ATTRIBUTE,
+    sort_key=OPS_SINCE_ATTRIBUTE,
+    projected=OPS_INDEX_PROJECTION,
+)
+"""The operator index: sparse (only records that carry opsStatus), queried by status and time."""
+
+
+@dataclass(frozen=True)
 class TableSpec:
-    """The notifications table: one record per notification, expired by TTL."""
+    """The notifications table: one record per notification, expired by TTL, with the operator index."""
 
     name: str
     partition_key: str = TABLE_PARTITION_KEY
     ttl_attribute: str = TABLE_TTL_ATTRIBUTE
+    ops_index: IndexSpec = OPS_INDEX
+
+    def create_table_request(self) -> dict[str, Any]:
+        """CreateTable's parameters for this table (on-demand), as the local stack and tests create it."""
+        index = self.ops_index
+        return {
+            "TableName": self.name,
+            "KeySchema": [{"AttributeName": self.partition_key, "KeyType": "HASH"}],
+            "AttributeDefinitions": [
+                {"AttributeName": name, "AttributeType": "S"}
+                for name in (self.partition_key, index.partition_key, index.sort_key)
+            ],
+            "GlobalSecondaryIndexes": [index.request()],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+
+
+@dataclass(frozen=True)
+class ReconcilerSpec:
+    """The reconciler: a function invoked by an EventBridge rule on the state machine's status changes."""
+
+    function: FunctionSpec
+    rule_name: str
+    dead_letter_queue_name: str
+    dead_letter_retention_seconds: int
+
+    @staticmethod
+    def event_pattern(state_machine_arn: str) -> dict[str, Any]:
+        """The rule's pattern: this machine's runs that stopped (ABORTED, TIMED_OUT, FAILED) or were redriven.
+
+        FAILED is not narrowed by error name here: events may come without one, and the function skips
+        the failures the workflow recorded itself without touching the table. A RUNNING change matters
+        only for a redrive (redriveCount above 0), so first starts never invoke the function.
+        """
+        return {
+            "source": [STATUS_CHANGE_SOURCE],
+            "detail-type": [STATUS_CHANGE_DETAIL_TYPE],
+            "detail": {
+                "stateMachineArn": [state_machine_arn],
+                "$or": [
+                    {"status": ["ABORTED", "TIMED_OUT", "FAILED"]},
+                    {"status": ["RUNNING"], "redriveCount": [{"numeric": [">", 0]}]},
+                ],
+            },
+        }
 
 
 @dataclass(frozen=True)
@@ -358,6 +441,7 @@ class NotiflowSpec:
     fast_path: FastPathSpec
     delivery_mode: DeliveryMode
     log_retention_days: int
+    reconciler: ReconcilerSpec
 
     def function(self, step: str) -> FunctionSpec:
         """The spec of one step's function."""
@@ -396,8 +480,9 @@ def build_spec(config: NotiflowConfig, names: Names | None = None) -> NotiflowSp
     """The spec of a deployment configured by ``config`` (names under ``names``, default the config's prefix)."""
     names = names or Names(prefix=config.prefix)
     shared_environment = MappingProxyType({**config.settings_environment(), **TRACER_ENVIRONMENT})
-    functions = {
-        step: FunctionSpec(
+
+    def function_spec(step: str) -> FunctionSpec:
+        return FunctionSpec(
             step=step,
             name=names.function(step),
             handler=handler_path(step),
@@ -410,8 +495,14 @@ def build_spec(config: NotiflowConfig, names: Names | None = None) -> NotiflowSp
             environment=shared_environment,
             refs=MappingProxyType(_refs(step, config.delivery_mode)),
         )
-        for step in (STEP_INGEST, *WORKFLOW_STEPS)
-    }
+
+    functions = {step: function_spec(step) for step in (STEP_INGEST, *WORKFLOW_STEPS)}
+    reconciler = ReconcilerSpec(
+        function=function_spec(STEP_RECONCILE),
+        rule_name=f"{names.prefix}-run-status-changes",
+        dead_letter_queue_name=f"{names.prefix}-reconcile-dlq",
+        dead_letter_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
+    )
     intake = IntakeSpec(
         queue_name=names.queue,
         dead_letter_queue_name=names.dead_letter_queue,
@@ -455,4 +546,5 @@ def build_spec(config: NotiflowConfig, names: Names | None = None) -> NotiflowSp
         fast_path=fast_path,
         delivery_mode=config.delivery_mode,
         log_retention_days=config.log_retention_days,
+        reconciler=reconciler,
     )

@@ -12,6 +12,7 @@ from infrastructure.config import NotiflowConfig
 from infrastructure.dashboard import Dashboard
 from infrastructure.intake import Intake
 from infrastructure.observability import Observability
+from infrastructure.reconcile import Reconciler
 from infrastructure.spec import build_spec
 from infrastructure.storage import Storage
 from infrastructure.workflow import Workflow
@@ -37,7 +38,15 @@ class NotiflowStack(cdk.Stack):
             fast_path=self.workflow.fast_path,
             table_name=self.storage.table.table_name,
         )
-        functions = [self.intake.ingest, *self.workflow.functions.values()]
+        self.reconciler = Reconciler(
+            self,
+            "Reconciler",
+            spec=spec,
+            code=code,
+            table=self.storage.table,
+            state_machine=self.workflow.state_machine,
+        )
+        functions = [self.intake.ingest, *self.workflow.functions.values(), self.reconciler.function]
         self.observability = Observability(
             self,
             "Observability",
@@ -45,6 +54,7 @@ class NotiflowStack(cdk.Stack):
             spec=spec,
             workflow=self.workflow,
             intake=self.intake,
+            reconciler=self.reconciler,
             functions=functions,
         )
         self.dashboard = Dashboard(

@@ -50,6 +50,14 @@ class Storage(Construct):
             deletion_protection=config.retain_data,
             removal_policy=removal,
         )
+        index = spec.table.ops_index
+        self.table.add_global_secondary_index(
+            index_name=index.name,
+            partition_key=dynamodb.Attribute(name=index.partition_key, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=index.sort_key, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.INCLUDE,
+            non_key_attributes=list(index.projected),
+        )
         # Slots live for one attempt at most: nothing to keep when the stack goes.
         self.host_leases = dynamodb.Table(
             self,

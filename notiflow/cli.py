@@ -1,7 +1,8 @@
 """The `notiflow` command: the local demo, the embedded stack, and run operations.
 
 Run operations work against AWS (default credential chain, the stack's outputs) or
-against the embedded stack (``--endpoint-url``) through the same boto3 code.
+against the embedded stack (``--endpoint-url``) through the same boto3 code. Every
+command exits with a code from one table (notiflow/operate/exit_codes.py).
 """
 
 from __future__ import annotations
@@ -10,14 +11,22 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infrastructure.spec import TargetPolicy
 from lambdas.shared.constants import RecordStatus
+from lambdas.shared.errors import StorageError
+from lambdas.shared.record import ATTEMPT_LOG_HEAD
 from notiflow.demo.receiver import add_arguments as add_receiver_arguments
 from notiflow.operate.deployment import Deployment, DeploymentNotFoundError, resolve
-from notiflow.operate.queries import RunFilter, list_runs, parse_since, show_run
+from notiflow.operate.exit_codes import ExitCode, exit_code_table
+from notiflow.operate.queries import RunFilter, RunStory, list_runs, parse_since, parse_time, show_run
+from notiflow.operate.redrive import REPLAY_ADVICE
+from notiflow.operate.render import cause_fields, delivery_fields, fmt_clock, fmt_duration, fmt_utc, labelled
+from notiflow.operate.runs import Pass, notification_id_of_input
 from notiflow.shared.jsonutil import to_json
 from notiflow.shared.lambda_logs import LOCAL_UP_LOG, destination
 from notiflow.shared.table import render_table
@@ -55,78 +64,161 @@ def _deployment(args: argparse.Namespace) -> Deployment:
 
 def _filter(args: argparse.Namespace) -> RunFilter:
     return RunFilter(
-        status=args.status,
+        status=RecordStatus(args.status) if args.status else None,
         since=parse_since(args.since) if args.since else None,
+        older_than=parse_since(args.older_than) if args.older_than else None,
         host=args.host,
         error=args.error,
     )
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
-    rows = list_runs(_deployment(args).store(), _filter(args), limit=args.limit)
+    limit = args.limit or None
+    rows = list_runs(_deployment(args).store(), _filter(args), limit=limit)
     if args.json:
-        print(to_json([row.__dict__ for row in rows], indent=2))
-        return 0
+        print(to_json([row.as_json() for row in rows], indent=2))
+        return ExitCode.OK
     table = [
         (
             r.notification_id,
-            r.status,
+            r.status or "no record",
+            r.run_status,
             r.attempts,
             r.last_status_code,
-            r.started,
-            f"{r.duration_seconds:.1f}s" if r.duration_seconds is not None else None,
+            r.redrives or None,
+            fmt_utc(r.started),
+            fmt_utc(r.ended),
+            fmt_duration(r.duration_seconds),
             r.error_name,
         )
         for r in rows
     ]
-    headers = ("notification", "status", "attempts", "last code", "started", "duration", "error")
+    headers = ("notification", "status", "run", "attempts", "code", "redrives", "started", "ended", "took", "error")
     print(render_table(headers, table))
-    print(f"\n{len(rows)} notification(s)")
-    return 0
+    more = f"; the newest {limit} are shown (--limit N for more, 0 for all)" if limit and len(rows) >= limit else ""
+    print(f"\n{len(rows)} run(s), newest first, times in UTC{more}")
+    return ExitCode.OK
+
+
+def _section(title: str, body: str) -> None:
+    print(f"\n{title}")
+    print(body if body else "  (none)")
 
 
 def cmd_runs_show(args: argparse.Namespace) -> int:
     story = show_run(_deployment(args).store(), args.id)
     if args.json:
         print(to_json(story.as_json(), indent=2))
-        return 0
+        return ExitCode.OK
     record = story.record or {}
-    print(f"notification  {record.get('notificationId', '-')}")
-    print(f"status        {record.get('status', '-')}   attempts {record.get('attempts', 0)}")
-    if story.execution:
-        execution = story.execution
-        print(f"execution     {execution['executionArn']}")
-        print(
-            f"run status    {execution['status']}   redrives {execution.get('redriveCount', 0)}"
-            f"   started {execution['startDate']:%Y-%m-%d %H:%M:%S}"
-        )
-    if record.get("failureReason"):
-        print(f"reason        {record.get('errorName', '')}: {record['failureReason']}")
-    result = record.get("deliveryResult")
-    if result:
-        print("delivery      " + to_json(result, sort_keys=True))
-    print()
-    rows = []
-    for visit in story.timeline:
-        error = visit.errors[-1] if visit.errors else {}
-        cause = (error.get("cause") or "")[:60] if error else None
+    execution = story.execution or {}
+    summary: list[tuple[str, str]] = [
+        ("notification", record.get("notificationId") or notification_id_of_input(execution.get("input")) or "-"),
+        ("status", f"{record.get('status', 'no record')} (notification), {execution.get('status', '-')} (run)"),
+    ]
+    if execution:
+        started, stopped = execution.get("startDate"), execution.get("stopDate")
+        took = fmt_duration(((stopped or datetime.now(UTC)) - started).total_seconds()) if started else None
+        summary += [
+            ("execution", execution["executionArn"]),
+            ("started", fmt_utc(started, ms=True) or "-"),
+            ("ended", (fmt_utc(stopped, ms=True) or "still running") + (f" (took {took})" if took else "")),
+            ("redrives", str(execution.get("redriveCount", 0))),
+        ]
+        if execution.get("redriveDate"):
+            summary.append(("last redrive", fmt_utc(execution["redriveDate"], ms=True) or "-"))
+    if record.get("fastPathExecutionArn"):
+        summary.append(("express run", record["fastPathExecutionArn"]))
+    if record.get("targetHost"):
+        summary.append(("target", f"{record.get('targetMethod', 'POST')} {record['targetHost']}"))
+    summary.append(("attempts", str(record.get("attempts", 0))))
+    if record.get("errorName") or record.get("failureReason"):
+        summary.append(("failure", f"{record.get('errorName', '')}: {record.get('failureReason', '')}".strip(": ")))
+    if record.get("reconciledAt"):
+        summary.append(("closed by", f"the reconciler at {fmt_utc(record['reconciledAt'], ms=True)}"))
+    if record.get("status") == RecordStatus.REJECTED:
+        summary.append(("next step", REPLAY_ADVICE.removeprefix("rejected: ")))
+    print(labelled(summary, indent=""))
+    if record.get("deliveryResult"):
+        _section("delivery result", labelled(delivery_fields(record["deliveryResult"])))
+    if execution.get("error") or execution.get("cause"):
+        _section("run error", labelled(cause_fields(execution.get("error"), execution.get("cause"))))
+    _print_timeline(story)
+    _print_attempts(record, story.passes)
+    return ExitCode.OK
+
+
+def _indented(text: str, prefix: str = "  ") -> str:
+    return "\n".join(prefix + line for line in text.splitlines())
+
+
+def _pass_heading(run_pass: Pass) -> str:
+    what = "run started" if run_pass.number == 1 else f"redrive {run_pass.redrive} started"
+    heading = f"pass {run_pass.number}: {what} {fmt_utc(run_pass.started, ms=True)}"
+    if run_pass.number > 1 and run_pass.resumed_in:
+        heading += f", resumed in {run_pass.resumed_in}"
+    if run_pass.ended:
+        heading += f"; ended {run_pass.status}" + (f" with {run_pass.error}" if run_pass.error else "")
+        heading += f" at {fmt_clock(run_pass.ended)}"
+    else:
+        heading += "; still running"
+    return heading
+
+
+def _print_timeline(story: RunStory) -> None:
+    sections = []
+    for run_pass in story.passes:
+        rows = []
+        for visit in (v for v in story.timeline if v.pass_number == run_pass.number):
+            error = visit.errors[-1] if visit.errors else {}
+            fields = cause_fields(None, error.get("cause")) if error else []
+            reason = next((value for label, value in fields if label in ("details", "cause")), None)
+            rows.append(
+                (
+                    fmt_clock(visit.entered),
+                    visit.name,
+                    visit.outcome,
+                    visit.retries or None,
+                    error.get("error") if error else None,
+                    reason,
+                )
+            )
+        table = render_table(("entered", "state", "outcome", "retries", "error", "reason"), rows, max_width=60)
+        sections.append(_pass_heading(run_pass) + "\n" + _indented(table))
+    _section("timeline (times in UTC)", "\n".join(sections))
+
+
+def _print_attempts(record: dict[str, Any], passes: list[Pass]) -> None:
+    log = record.get("attemptLog") or []
+    dropped = record.get("attemptLogDropped") or 0
+    title = f"attempt log ({record.get('attempts', len(log))} attempts"
+    title += f"; {dropped} between the first {ATTEMPT_LOG_HEAD} and the latest were not kept)" if dropped else ")"
+    groups: dict[str, list[tuple[Any, ...]]] = {}
+    for entry in log:
+        moment = parse_time(entry.get("timestamp"))
+        run_pass = next((p for p in reversed(passes) if moment and p.started <= moment), None)
+        if entry.get("executionId") and entry.get("executionId") != record.get("executionArn"):
+            group = f"an earlier run ({entry['executionId'].rsplit(':', 1)[-1]})"
+        elif run_pass is None:
+            group = "this run"
+        else:
+            group = f"pass {run_pass.number}" + (f" (redrive {run_pass.redrive})" if run_pass.redrive else "")
+        rows = groups.setdefault(group, [])
         rows.append(
             (
-                visit.entered.strftime("%H:%M:%S.%f")[:-3],
-                visit.name,
-                visit.outcome,
-                visit.retries or None,
-                error.get("error") if error else None,
-                cause,
+                f"#{entry.get('attempt')}",
+                fmt_utc(entry.get("timestamp"), ms=True),
+                entry.get("category"),
+                entry.get("statusCode"),
+                f"{entry.get('responseTime')} ms" if entry.get("responseTime") is not None else None,
+                entry.get("errorDetails"),
             )
         )
-    print(render_table(("entered", "state", "outcome", "retries", "error", "cause"), rows, max_width=64))
-    for entry in record.get("attemptLog", []):
-        print(
-            f"  attempt {entry.get('attempt')}: {entry.get('category')} {entry.get('statusCode') or ''} "
-            f"{entry.get('responseTime')} ms {entry.get('errorDetails') or ''}".rstrip()
-        )
-    return 0
+        if dropped and entry.get("attempt") == ATTEMPT_LOG_HEAD:
+            rows.append(("...", f"{dropped} not kept", None, None, None, None))
+    headers = ("attempt", "at (UTC)", "category", "code", "took", "details")
+    body = "\n".join(f"{group}\n" + _indented(render_table(headers, rows)) for group, rows in groups.items())
+    _section(title, body)
 
 
 def cmd_redrive(args: argparse.Namespace) -> int:
@@ -195,11 +287,30 @@ def cmd_console(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="notiflow", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="notiflow",
+        description=__doc__.splitlines()[0],
+        epilog=exit_code_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="run the whole pipeline locally on a realistic batch and print a table")
+    def command(parent: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        """A subcommand whose --help ends with the exit-code table, as every command's does."""
+        sub: argparse.ArgumentParser = parent.add_parser(
+            name, epilog=exit_code_table(), formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs
+        )
+        return sub
+
+    demo = command(commands, "demo", help="run the whole pipeline locally on a realistic batch and print a table")
     demo.add_argument("--time-scale", type=float, default=0.0001, help="multiply every ASL wait (default 0.0001)")
     demo.add_argument("--keep-running", action="store_true", help="keep the stack up afterwards to inspect runs")
     demo.add_argument("--open", action="store_true", help="keep running and open the console in the browser")
@@ -208,8 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
-    local = commands.add_parser("local", help="the embedded stack").add_subparsers(dest="local_command", required=True)
-    up = local.add_parser("up", help="keep the embedded stack running on 127.0.0.1")
+    local = command(commands, "local", help="the embedded stack").add_subparsers(dest="local_command", required=True)
+    up = command(local, "up", help="keep the embedded stack running on 127.0.0.1")
     up.add_argument("--port", type=int, default=DEFAULT_LOCAL_PORT)
     up.add_argument("--time-scale", type=float, default=1.0, help="multiply every ASL wait (e.g. 0.01)")
     up.add_argument("--console-port", type=int, default=DEFAULT_CONSOLE_PORT, help="port of the web console")
@@ -230,61 +341,87 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.set_defaults(func=cmd_local_up)
 
-    receiver = commands.add_parser("receiver", help="a webhook receiver on 127.0.0.1 that checks signatures")
+    receiver = command(commands, "receiver", help="a webhook receiver on 127.0.0.1 that checks signatures")
     add_receiver_arguments(receiver)
     receiver.set_defaults(func=cmd_receiver)
 
-    console = commands.add_parser("console", help="the web console for runs (local stack or AWS)")
+    console = command(commands, "console", help="the web console for runs (local stack or AWS)")
     _add_target_options(console)
     console.add_argument("--port", type=int, default=DEFAULT_CONSOLE_PORT)
     console.add_argument("--open", action="store_true", help="open it in the default browser")
     console.set_defaults(func=cmd_console)
 
-    runs = commands.add_parser("runs", help="find and inspect notifications").add_subparsers(
+    runs = command(commands, "runs", help="find and inspect notifications").add_subparsers(
         dest="runs_command", required=True
     )
-    listing = runs.add_parser("list", help="notifications with status, attempts and last status code")
+    listing = command(
+        runs,
+        "list",
+        help="runs newest first, with status, attempts, last status code, redrives and times",
+        description=(
+            "FAILED, REJECTED and PROCESSING come from the table's operator index (a query that reads what it "
+            "returns); FAILED also lists runs that ended without a record of their own. Without --status, or "
+            "with SUCCESS, the newest runs are read from Step Functions a page at a time."
+        ),
+    )
     _add_target_options(listing)
-    listing.add_argument("--status", choices=list(RecordStatus))
-    listing.add_argument("--since", help="only runs created in this window: 6h, 30m, 2d or an ISO time")
+    listing.add_argument("--status", choices=list(RecordStatus), help="the notification's status")
+    listing.add_argument("--since", help="reached that status in this window: 6h, 30m, 2d or an ISO time")
+    listing.add_argument("--older-than", help="reached it before then, e.g. --status PROCESSING --older-than 1h")
     listing.add_argument("--host", help="only this target host")
     listing.add_argument("--error", help="only this error name, e.g. DeliveryPermanentError")
-    listing.add_argument("--limit", type=int)
+    listing.add_argument("--limit", type=int, default=100, help="at most this many, newest first (0: all)")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_runs_list)
-    show = runs.add_parser("show", help="record, delivery result and state-by-state timeline")
+    show = command(runs, "show", help="record, delivery result, run error, timeline by pass and attempt log")
     _add_target_options(show)
     show.add_argument("id", help="notification id or execution ARN")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_runs_show)
 
-    redrive = commands.add_parser("redrive", help="redrive failed runs (one, or in bulk with a canary)")
+    redrive = command(
+        commands,
+        "redrive",
+        help="redrive failed runs (one, or in bulk with a canary per host) and report what each came to",
+        description=(
+            "One run: redrives it, waits for it and says whether it delivered. In bulk (--status FAILED): the "
+            "oldest run of each target host goes first as that host's canary; a host whose canary fails again "
+            "keeps its other runs untouched; the rest follow at --rate per second and each is followed to its "
+            "end. Rejected runs are never redriven: fix the message and send it again with the SQS message "
+            "attribute notiflow-replay=true."
+        ),
+    )
     _add_target_options(redrive)
     redrive.add_argument("id", nargs="?", help="notification id or execution ARN")
     redrive.add_argument("--status", default=None, choices=[RecordStatus.FAILED])
-    redrive.add_argument("--since", help="bulk: only runs created in this window")
+    redrive.add_argument("--since", help="bulk: only runs that failed in this window")
     redrive.add_argument("--host", help="bulk: only this target host")
     redrive.add_argument("--error", help="bulk: only this error name")
-    redrive.add_argument("--rate", type=float, default=2.0, help="bulk: redrives per second after the canary")
+    redrive.add_argument("--rate", type=_positive, default=2.0, help="bulk: redrives per second (default 2)")
     redrive.add_argument("--dry-run", action="store_true", help="list what would be redriven and why not")
-    redrive.add_argument("--wait-seconds", type=float, default=120.0, help="how long to wait for the canary")
+    redrive.add_argument(
+        "--wait-seconds",
+        type=float,
+        default=120.0,
+        help="how long to wait for the redriven runs (each wave: canaries, then the rest); default 120",
+    )
     redrive.set_defaults(func=cmd_redrive)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `notiflow` console script."""
+    """Entry point of the `notiflow` console script; the exit code follows ExitCode's table."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (DeploymentNotFoundError, LookupError, ValueError) as exc:
         print(f"notiflow: {exc}", file=sys.stderr)
-        return 2
-    except (BotoCoreError, ClientError) as exc:
+        return ExitCode.USAGE
+    except (BotoCoreError, ClientError, StorageError) as exc:
         print(f"notiflow: AWS said: {exc}", file=sys.stderr)
-        return 3
+        return ExitCode.AWS_ERROR
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -25,6 +25,27 @@ HOST_LEASES_PARTITION_KEY: Final = "host"
 DEFAULT_QUEUE_NAME: Final = "notiflow-intake"
 DEFAULT_DLQ_NAME: Final = "notiflow-intake-dlq"
 
+# The operator index: a sparse GSI over the records an operator looks for (PROCESSING under a Standard
+# run, FAILED, REJECTED). Every writer keeps opsStatus (= status while in one of those) and opsSince
+# (ISO 8601 UTC, ms, Z: when it entered it); SUCCESS removes both, so delivered records are not indexed.
+OPS_INDEX_NAME: Final = "byOpsStatus"
+OPS_STATUS_ATTRIBUTE: Final = "opsStatus"
+OPS_SINCE_ATTRIBUTE: Final = "opsSince"
+OPS_INDEX_PROJECTION: Final = (
+    "status",
+    "executionArn",
+    "fastPathExecutionArn",
+    "createdAt",
+    "lastUpdatedAt",
+    "targetHost",
+    "attempts",
+    "errorName",
+    "deliveryResult",
+    "redriveCount",
+    "reconciledAt",
+)
+"""Non-key attributes the index carries: what `runs list`, bulk redrive and the console's list show or decide on."""
+
 
 class RecordStatus(StrEnum):
     """Status of a notification record: PROCESSING while a run owns it, then exactly one terminal status."""
@@ -109,6 +130,10 @@ REDRIVABLE_EXECUTION_STATUSES: Final = frozenset(
     {ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED}
 )
 
+# EventBridge's execution status change events (Standard workflows only), which the reconciler reacts to.
+STATUS_CHANGE_SOURCE: Final = "aws.states"
+STATUS_CHANGE_DETAIL_TYPE: Final = "Step Functions Execution Status Change"
+
 # SQS message attribute that marks a deliberate replay of a FAILED notification.
 REPLAY_ATTRIBUTE: Final = "notiflow-replay"
 
@@ -118,6 +143,8 @@ STEP_VALIDATE: Final = "validate"
 STEP_DEDUPLICATE: Final = "deduplicate"
 STEP_DELIVER: Final = "deliver"
 STEP_FAILURE_GATE: Final = "failure_gate"
+STEP_RECONCILE: Final = "reconcile"
+"""Not a workflow step: reacts to the state machine's status-change events (EventBridge)."""
 WORKFLOW_STEPS: Final = (STEP_VALIDATE, STEP_DEDUPLICATE, STEP_DELIVER, STEP_FAILURE_GATE)
 
 

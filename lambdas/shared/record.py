@@ -103,6 +103,8 @@ class NotificationRecord(BaseModel):
     # a redrive reopening a FAILED record
     redriveCount: int | None = None
     reopenedAt: str | None = None
+    # the reconciler: set when it closed a run that stopped outside the workflow's own writes
+    reconciledAt: str | None = None
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> NotificationRecord:

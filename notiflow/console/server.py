@@ -12,9 +12,12 @@ behaves the same against the embedded stack and against AWS.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
@@ -24,10 +27,28 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from botocore.exceptions import ClientError
 
+from lambdas.shared.clock import utc_iso
 from lambdas.shared.constants import ExecutionStatus, RecordStatus
+from lambdas.shared.record import NotificationRecord
 from notiflow.console.graph import layout
-from notiflow.operate.redrive import eligibility
-from notiflow.operate.runs import RunStore, history_rows, state_colours, summarize_history
+from notiflow.operate.queries import (
+    INDEXED,
+    RUN_STATUSES_OF,
+    belongs_outside_index,
+    describe_all,
+    resolve_records,
+)
+from notiflow.operate.redrive import Redriver, RedriveRefusedError
+from notiflow.operate.runs import (
+    RunStore,
+    earlier_failures,
+    history_rows,
+    notification_id_of_input,
+    record_json,
+    run_passes,
+    state_colours,
+    summarize_history,
+)
 from notiflow.shared.jsonutil import json_default
 from notiflow.shared.loopback import LoopbackHTTPServer
 
@@ -42,7 +63,13 @@ _RUN_STATUSES: Final = frozenset(ExecutionStatus)
 _RECORD_STATUSES: Final = frozenset(RecordStatus)
 RECORD_FILTER_PREFIX: Final = "RECORD:"
 """``?status=RECORD:FAILED`` filters on the record's status, ``?status=FAILED`` on the run's."""
-MAX_EXECUTIONS: Final = 2000
+PAGE_SIZE: Final = 50
+"""Runs per list page (a ListExecutions page, or a page of the operator index)."""
+MAX_PAGE_SIZE: Final = 200
+RUNNING_DESCRIBE_SECONDS: Final = 3.0
+DESCRIPTION_CACHE_SIZE: Final = 5000
+SEARCH_WINDOW: Final = 1000
+"""Search by id looks at the exact id, and at the ids of the newest this many runs (one ListExecutions call)."""
 CLIENT_HEADER: Final = "X-Notiflow-Console"
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": (
@@ -79,15 +106,39 @@ def _seconds_between(start: datetime | None, stop: datetime | None) -> float | N
     return round(((stop or datetime.now(UTC)) - start).total_seconds(), 3)
 
 
+def _encode_token(kind: str, value: Any) -> str:
+    raw = json.dumps({"kind": kind, "value": value}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str | None, kind: str) -> Any:
+    """The value inside a page token this console issued for ``kind`` of listing; 400 for anything else."""
+    if not token:
+        return None
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, TypeError):
+        raise ApiError(HTTPStatus.BAD_REQUEST, "malformed page token") from None
+    if not isinstance(decoded, dict) or decoded.get("kind") != kind:
+        raise ApiError(HTTPStatus.BAD_REQUEST, "the page token belongs to another listing")
+    return decoded.get("value")
+
+
 class Console:
-    """The console's read and redrive operations, independent of HTTP."""
+    """The console's read and redrive operations, independent of HTTP.
+
+    The list reads one page: a ListExecutions page joined with its records by BatchGetItem, or a page
+    of the operator index for a notification status. Nothing reads the whole table, so a page costs
+    the same at a hundred runs as at a million.
+    """
 
     def __init__(self, store: RunStore, definition: dict[str, Any] | None = None) -> None:
         self.store = store
+        self.redriver = Redriver(store)
         self._definition = definition
         self._graph: dict[str, Any] | None = None
         self._machine: dict[str, Any] | None = None
-        self._notification_ids: dict[str, str | None] = {}
+        self._descriptions: dict[str, tuple[str | None, float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -122,23 +173,14 @@ class Console:
             "graph": self.graph,
         }
 
-    def _notification_id(self, execution_arn: str) -> str | None:
-        """The notificationId in the execution input; inputs never change, so each is read once."""
-        with self._lock:
-            if execution_arn in self._notification_ids:
-                return self._notification_ids[execution_arn]
-        try:
-            described = self.store.describe(execution_arn)
-        except ClientError:
-            return None
-        payload = _loads(described.get("input"))
-        notification_id = payload.get("notificationId") if isinstance(payload, dict) else None
-        with self._lock:
-            self._notification_ids[execution_arn] = notification_id
-        return notification_id
-
-    def executions(self, status: str | None = None, query: str | None = None) -> dict[str, Any]:
-        """Every execution joined with its record, newest first, filtered by run or record status and id."""
+    def executions(
+        self,
+        status: str | None = None,
+        query: str | None = None,
+        token: str | None = None,
+        limit: int = PAGE_SIZE,
+    ) -> dict[str, Any]:
+        """One page of runs joined with their records, newest first, filtered by run or record status or id."""
         status = (status or "").strip().upper() or None
         if status and status not in _RUN_STATUSES and not status.startswith(RECORD_FILTER_PREFIX):
             raise ApiError(HTTPStatus.BAD_REQUEST, f"unknown status {status!r}")
@@ -147,61 +189,142 @@ class Console:
             record_status = None
         if record_status is not None and record_status not in _RECORD_STATUSES:
             raise ApiError(HTTPStatus.BAD_REQUEST, f"unknown record status {record_status!r}")
-        needle = (query or "").strip().lower()
-        executions = self.store.executions(limit=MAX_EXECUTIONS)
-        records = self.store.records()
-        by_arn = {r["executionArn"]: r for r in records if r.get("executionArn")}
-        by_id = {r["notificationId"]: r for r in records}
+        limit = max(1, min(limit, MAX_PAGE_SIZE))
+        needle = (query or "").strip()
+        if needle:
+            rows, next_token = self._search(needle, status, record_status), None
+        elif record_status in INDEXED:
+            rows, next_token = self._index_page(RecordStatus(record_status), token, limit)
+        else:
+            run_status = ExecutionStatus.SUCCEEDED if record_status == RecordStatus.SUCCESS else status
+            rows, next_token = self._executions_page(run_status, record_status, token, limit)
+        return {
+            "executions": rows,
+            "next": next_token,
+            "pageSize": limit,
+            "stateMachineArn": self.store.state_machine_arn,
+            "generatedAt": utc_iso(),
+        }
+
+    def _executions_page(
+        self, run_status: str | None, record_status: str | None, token: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        page, next_token = self.store.executions_page(run_status, limit=limit, token=_decode_token(token, "runs"))
+        resolved = resolve_records(self.store, page)
+        rows = [self._row(execution, *resolved[execution["executionArn"]]) for execution in page]
+        if record_status:
+            rows = [row for row in rows if row["recordStatus"] == record_status and row["recordOwned"]]
+        return rows, _encode_token("runs", next_token) if next_token else None
+
+    def _index_page(
+        self, record_status: RecordStatus, token: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of the operator index, plus the runs of this status it cannot hold from one ListExecutions page.
+
+        The token carries both cursors; either source stops when it is exhausted. The second source only
+        adds what the index lacks (see notiflow.operate.queries.belongs_outside_index), so nothing repeats.
+        """
+        cursors = _decode_token(token, "index") or {"index": None, "runs": None, "started": False}
         rows: list[dict[str, Any]] = []
-        for execution in executions:
-            arn = execution["executionArn"]
-            record = by_arn.get(arn)
-            notification_id = record["notificationId"] if record else self._notification_id(arn)
-            owned = record is not None
-            if record is None and notification_id is not None:
-                record = by_id.get(notification_id)
-            rows.append(self._row(execution, record, notification_id, owned))
-        has_running = any(row["runStatus"] == ExecutionStatus.RUNNING for row in rows)
-        total = len(rows)
+        next_cursors: dict[str, Any] = {"index": None, "runs": None, "started": True}
+        if cursors["index"] is not None or not cursors["started"]:
+            page = self.store.ops_page(record_status, limit=limit, start_key=cursors["index"])
+            described = self._describe_records(page.records)
+            for record in page.records:
+                execution = described.get(record.executionArn or "")
+                if execution is not None:
+                    rows.append(self._row(execution, record.notificationId, record))
+            next_cursors["index"] = page.next_key
+        if cursors["runs"] is not None or not cursors["started"]:
+            run_status = RUN_STATUSES_OF[record_status][0]
+            executions, runs_token = self.store.executions_page(run_status, limit=limit, token=cursors["runs"])
+            resolved = resolve_records(self.store, executions)
+            for execution in executions:
+                notification_id, found = resolved[execution["executionArn"]]
+                if belongs_outside_index(record_status, execution, found):
+                    rows.append(self._row(execution, notification_id, found))
+            next_cursors["runs"] = runs_token
+        rows.sort(key=lambda row: row["startDate"] or "", reverse=True)
+        more = next_cursors["index"] is not None or next_cursors["runs"] is not None
+        return rows, _encode_token("index", next_cursors) if more else None
+
+    def _describe_records(self, records: tuple[NotificationRecord, ...]) -> dict[str, dict[str, Any]]:
+        """DescribeExecution of each record's run, reusing an earlier answer while the record has not changed.
+
+        A page of the index is polled every few seconds; describing every run each time would exceed
+        DescribeExecution's refill rate on AWS. A run's writes change its record (lastUpdatedAt), so an
+        unchanged record of a finished run means an unchanged run; a running one is asked again after
+        RUNNING_DESCRIBE_SECONDS.
+        """
+        now = time.monotonic()
+        wanted: dict[str, str | None] = {r.executionArn: r.lastUpdatedAt for r in records if r.executionArn}
+        found: dict[str, dict[str, Any]] = {}
+        missing: list[str] = []
+        with self._lock:
+            for arn, version in wanted.items():
+                cached = self._descriptions.get(arn)
+                if cached is not None and cached[0] == version:
+                    fresh = ExecutionStatus(cached[2]["status"]).finished or now - cached[1] < RUNNING_DESCRIBE_SECONDS
+                    if fresh:
+                        found[arn] = cached[2]
+                        continue
+                missing.append(arn)
+        described = describe_all(self.store, missing)
+        with self._lock:
+            for arn, execution in described.items():
+                self._descriptions[arn] = (wanted[arn], now, execution)
+            while len(self._descriptions) > DESCRIPTION_CACHE_SIZE:
+                self._descriptions.pop(next(iter(self._descriptions)))
+        return {**found, **described}
+
+    def _search(self, needle: str, status: str | None, record_status: str | None) -> list[dict[str, Any]]:
+        """The notification with exactly this id, and runs among the newest SEARCH_WINDOW whose id contains it."""
+        found: dict[str, dict[str, Any]] = {}
+        record = self.store.record_model(needle)
+        if record is not None:
+            for arn in (record.executionArn, record.fastPathExecutionArn):
+                if arn and arn.startswith("arn:aws:states:") and ":execution:" in arn:
+                    with contextlib.suppress(ClientError):
+                        found[arn] = self.store.describe(arn)
+        lowered = needle.lower()
+        for execution in self.store.executions(limit=SEARCH_WINDOW):
+            if lowered in execution["name"].lower():
+                found.setdefault(execution["executionArn"], execution)
+        executions = sorted(found.values(), key=lambda e: e["startDate"], reverse=True)
+        resolved = resolve_records(self.store, executions)
+        rows = [self._row(execution, *resolved[execution["executionArn"]]) for execution in executions]
         if status in _RUN_STATUSES:
             rows = [row for row in rows if row["runStatus"] == status]
         if record_status:
             rows = [row for row in rows if row["recordStatus"] == record_status and row["recordOwned"]]
-        if needle:
-            rows = [
-                row for row in rows if needle in (row["notificationId"] or "").lower() or needle in row["name"].lower()
-            ]
-        rows.sort(key=lambda row: row["startDate"] or "", reverse=True)
-        return {
-            "executions": rows,
-            "total": total,
-            "hasRunning": has_running,
-            "stateMachineArn": self.store.state_machine_arn,
-            "generatedAt": datetime.now(UTC).isoformat(),
-        }
+        return rows
 
     @staticmethod
     def _row(
-        execution: dict[str, Any], record: dict[str, Any] | None, notification_id: str | None, owned: bool
+        execution: dict[str, Any], notification_id: str | None, record: NotificationRecord | None
     ) -> dict[str, Any]:
-        record = record or {}
-        result = record.get("deliveryResult") or {}
+        arn = execution["executionArn"]
+        owned = record is not None and arn in (record.executionArn, record.fastPathExecutionArn)
+        result = record.deliveryResult if record and owned else None
         start, stop = execution.get("startDate"), execution.get("stopDate")
         return {
             "name": execution["name"],
-            "executionArn": execution["executionArn"],
+            "executionArn": arn,
             "notificationId": notification_id,
             "runStatus": execution["status"],
-            "recordStatus": record.get("status"),
+            "recordStatus": record.status if record else None,
             "recordOwned": owned,
-            "attempts": record.get("attempts") if owned else None,
-            "lastStatusCode": result.get("statusCode") if owned else None,
-            "errorName": record.get("errorName") if owned else None,
-            "targetHost": record.get("targetHost"),
+            "attempts": record.attempts if record and owned else None,
+            "lastStatusCode": result.statusCode if result else None,
+            "errorName": (record.errorName if record and owned else None) or execution.get("error"),
+            "targetHost": record.targetHost if record else None,
             "startDate": start.isoformat() if start else None,
             "stopDate": stop.isoformat() if stop else None,
             "durationSeconds": _seconds_between(start, stop),
-            "redriveCount": execution.get("redriveCount", 0),
+            # ListExecutions carries redriveCount on AWS; the record's count stands in where it does not.
+            "redriveCount": execution.get("redriveCount", (record.redriveCount if record and owned else 0) or 0),
+            "reconciled": bool(record and owned and record.reconciledAt),
+            "fastPathExecutionArn": record.fastPathExecutionArn if record else None,
         }
 
     def _describe(self, execution_arn: str) -> dict[str, Any]:
@@ -216,17 +339,20 @@ class Console:
             raise
 
     def execution(self, execution_arn: str) -> dict[str, Any]:
-        """One run: description, history events, state timeline, graph colours, record, redrive verdict."""
+        """One run: description, history, passes, per-pass graph colours, record and the redrive verdict."""
         described = self._describe(execution_arn)
         if described.get("stateMachineArn") not in (None, self.store.state_machine_arn):
             raise ApiError(HTTPStatus.NOT_FOUND, "that execution belongs to another state machine")
         events = self.store.history(execution_arn)
         timeline = summarize_history(events)
-        colours = state_colours(timeline, list(self.definition.get("States", {})))
-        execution_input = _loads(described.get("input"))
-        notification_id = execution_input.get("notificationId") if isinstance(execution_input, dict) else None
-        record = self.store.record(notification_id) if notification_id else None
-        refusal = eligibility(described, self.machine.get("type", "STANDARD"))
+        passes = run_passes(events)
+        names = list(self.definition.get("States", {}))
+        current = passes[-1].number if passes else 1
+        notification_id = notification_id_of_input(described.get("input"))
+        record = self.store.record_model(notification_id) if notification_id else None
+        candidate = self.redriver.candidate(
+            notification_id or described["name"], execution_arn, record=record, execution=described
+        )
         execution = {k: v for k, v in described.items() if k != "ResponseMetadata"}
         execution["durationSeconds"] = _seconds_between(described.get("startDate"), described.get("stopDate"))
         return {
@@ -234,23 +360,29 @@ class Console:
             "notificationId": notification_id,
             "events": history_rows(events),
             "timeline": [visit.as_json() for visit in timeline],
-            "colours": colours,
-            "record": record,
-            "recordOwned": record is not None and record.get("executionArn") == execution_arn,
-            "redrive": {"allowed": refusal is None, "reason": refusal},
+            "passes": [run_pass.as_json() for run_pass in passes],
+            "currentPass": current,
+            "colours": state_colours(timeline, names, current),
+            "passColours": {str(p.number): state_colours(timeline, names, p.number) for p in passes},
+            "earlierFailures": earlier_failures(timeline),
+            "record": record_json(record) if record else None,
+            "recordOwned": record is not None and execution_arn in (record.executionArn, record.fastPathExecutionArn),
+            "redrive": {"allowed": candidate.refusal is None, "reason": candidate.refusal},
         }
 
     def redrive(self, execution_arn: str) -> dict[str, Any]:
-        """RedriveExecution when AWS would allow it; the refusal reason otherwise."""
+        """Redrive when allowed (reopening a record the reconciler closed); the refusal reason otherwise."""
         described = self._describe(execution_arn)
-        refusal = eligibility(described, self.machine.get("type", "STANDARD"))
-        if refusal is not None:
-            raise ApiError(HTTPStatus.CONFLICT, refusal)
+        notification_id = notification_id_of_input(described.get("input")) or described["name"]
+        record = self.store.record_model(notification_id)
+        candidate = self.redriver.candidate(notification_id, execution_arn, record=record, execution=described)
+        if candidate.refusal is not None:
+            raise ApiError(HTTPStatus.CONFLICT, candidate.refusal)
         try:
-            response = self.store.sfn.redrive_execution(executionArn=execution_arn)
-        except ClientError as exc:
-            raise ApiError(HTTPStatus.CONFLICT, exc.response.get("Error", {}).get("Message") or str(exc)) from None
-        return {"executionArn": execution_arn, "redriveDate": response.get("redriveDate")}
+            self.redriver.start(candidate)
+        except RedriveRefusedError as exc:
+            raise ApiError(HTTPStatus.CONFLICT, str(exc)) from None
+        return {"executionArn": execution_arn, "redriveCount": candidate.redrive_count + 1, "redrivenAt": utc_iso()}
 
 
 class _Server(LoopbackHTTPServer):
@@ -320,9 +452,12 @@ class _Handler(BaseHTTPRequestHandler):
         elif parts.path == "/api/definition":
             self._json(HTTPStatus.OK, console.definition_view())
         elif parts.path == "/api/executions":
-            query = parse_qs(parts.query)
-            status = next(iter(query.get("status", [])), None)
-            self._json(HTTPStatus.OK, console.executions(status, next(iter(query.get("q", [])), None)))
+            query = {key: values[0] for key, values in parse_qs(parts.query).items() if values}
+            try:
+                limit = int(query.get("limit", PAGE_SIZE))
+            except ValueError:
+                raise ApiError(HTTPStatus.BAD_REQUEST, "limit must be a number") from None
+            self._json(HTTPStatus.OK, console.executions(query.get("status"), query.get("q"), query.get("next"), limit))
         elif parts.path.startswith("/api/executions/"):
             arn = unquote(parts.path.removeprefix("/api/executions/"))
             self._json(HTTPStatus.OK, console.execution(arn))

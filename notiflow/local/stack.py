@@ -30,6 +30,7 @@ from infrastructure.signing_key_handler import generate_signing_key
 from infrastructure.spec import Names, NotiflowSpec, Ref, TargetPolicy, build_spec
 from lambdas.shared.constants import STEP_INGEST, DeliveryMode
 from notiflow.local import engine
+from notiflow.local.reconciler import wire_reconciler
 from notiflow.local.sqs_poller import SqsPoller
 from notiflow.operate.runs import execution_arn
 from workflows.definition import DeliveryRetryPolicy
@@ -414,6 +415,15 @@ class EmbeddedStack:
         self.signing_secret_arn = secret["ARN"]
         self._provision_functions(lambda_role)
         self._provision_state_machines(sfn_role)
+        wire_reconciler(
+            self.spec,
+            self.client("lambda"),
+            self.client("events"),
+            role_arn=lambda_role,
+            code=_code_zip(),
+            environment=self.lambda_environment(),
+            state_machine_arn=self.state_machine_arn,
+        )
 
     def _provision_state_machines(self, role_arn: str) -> None:
         """Both workflows, as the CDK app renders them (a local retry override replaces the schedule)."""
@@ -461,13 +471,15 @@ class EmbeddedStack:
 
     def _provision_table(self) -> None:
         dynamodb = self.client("dynamodb")
-        for table in (self.spec.table, self.spec.host_leases):
-            dynamodb.create_table(
-                TableName=table.name,
-                KeySchema=[{"AttributeName": table.partition_key, "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": table.partition_key, "AttributeType": "S"}],
-                BillingMode="PAY_PER_REQUEST",
-            )
+        dynamodb.create_table(**self.spec.table.create_table_request())
+        leases = self.spec.host_leases
+        dynamodb.create_table(
+            TableName=leases.name,
+            KeySchema=[{"AttributeName": leases.partition_key, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": leases.partition_key, "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for table in (self.spec.table, leases):
             dynamodb.update_time_to_live(
                 TableName=table.name,
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},

@@ -36,21 +36,17 @@ def test_executions_join_runs_with_their_records(console: ConsoleServer, runs: R
     # When the list is requested, filtered by notification status FAILED
     status, body, headers = call(console, "/api/executions?status=RECORD:FAILED")
 
-    # Then the delivery failures come back with their record fields, and nothing is left running
+    # Then the delivery failures come back with their record fields
     assert status == 200
     assert headers["Cache-Control"] == "no-store"
     assert {row["recordStatus"] for row in body["executions"]} == {"FAILED"}
     assert runs.ids["failed"] in {row["notificationId"] for row in body["executions"]}
     assert runs.ids["delivered"] not in {row["notificationId"] for row in body["executions"]}
     failed = next(row for row in body["executions"] if row["notificationId"] == runs.ids["failed"])
-    assert (failed["runStatus"], failed["recordStatus"], failed["lastStatusCode"], failed["attempts"]) == (
-        "FAILED",
-        "FAILED",
-        404,
-        1,
-    )
-    assert body["total"] == len(runs.arns)
-    assert body["hasRunning"] is False
+    assert (failed["runStatus"], failed["recordStatus"], failed["lastStatusCode"]) == ("FAILED", "FAILED", 404)
+    assert failed["attempts"] >= 1
+    assert failed["startDate"] <= failed["stopDate"]
+    assert body["next"] is None
 
     # When searching by a notification id that needs escaping
     status, body, _ = call(console, "/api/executions?q=" + quote(XSS_ID))
@@ -59,7 +55,33 @@ def test_executions_join_runs_with_their_records(console: ConsoleServer, runs: R
     assert body["executions"][0]["name"] != XSS_ID
 
 
-def test_execution_view_has_history_timeline_colours_and_record(console: ConsoleServer, runs: Runs) -> None:
+def test_the_list_is_read_a_page_at_a_time(console: ConsoleServer, runs: Runs) -> None:
+    # Given every run of the state machine
+    sfn = runs.stack.client("stepfunctions")
+    everything = [
+        e["executionArn"] for e in sfn.list_executions(stateMachineArn=runs.stack.state_machine_arn)["executions"]
+    ]
+    # When the list is read two at a time, following each page's token
+    seen: list[str] = []
+    token: str | None = None
+    for _ in range(len(everything)):
+        query = "/api/executions?limit=2" + (f"&next={quote(token)}" if token else "")
+        status, body, _ = call(console, query)
+        assert status == 200
+        assert len(body["executions"]) <= 2
+        seen += [row["executionArn"] for row in body["executions"]]
+        token = body["next"]
+        if token is None:
+            break
+    # Then every run is listed exactly once, newest first
+    assert seen == everything
+    # And a token the console did not issue for this listing is refused
+    assert call(console, "/api/executions?next=not-a-token")[0] == 400
+    _, first, _ = call(console, "/api/executions?limit=1")
+    assert call(console, "/api/executions?status=RECORD:FAILED&next=" + quote(first["next"]))[0] == 400
+
+
+def test_execution_view_has_history_passes_colours_and_record(console: ConsoleServer, runs: Runs) -> None:
     # When one failed run is requested
     status, body, _ = call(console, execution_path(runs.arns["failed"]))
 
@@ -75,6 +97,12 @@ def test_execution_view_has_history_timeline_colours_and_record(console: Console
     assert body["events"][-1]["type"] == "ExecutionFailed"
     assert [e["elapsedMs"] for e in body["events"]] == sorted(e["elapsedMs"] for e in body["events"])
     assert {e["state"] for e in body["events"] if e["type"] == "TaskScheduled"} >= {"Validate", "Deliver"}
+    # And one pass per start or redrive, the last one current and coloured
+    assert body["currentPass"] == len(body["passes"]) == body["execution"].get("redriveCount", 0) + 1
+    assert body["passes"][0]["resumedIn"] == "Route"
+    assert body["passes"][-1]["status"] == "FAILED"
+    assert body["passColours"][str(body["currentPass"])] == body["colours"]
+    assert {visit["pass"] for visit in body["timeline"]} == set(range(1, body["currentPass"] + 1))
 
 
 def test_definition_graph_covers_every_state_and_edge(console: ConsoleServer, runs: Runs) -> None:
@@ -114,19 +142,23 @@ def test_definition_graph_covers_every_state_and_edge(console: ConsoleServer, ru
     [
         ("failed", {}, 403, "X-Notiflow-Console"),
         ("delivered", {"X-Notiflow-Console": "1"}, 409, "SUCCEEDED"),
+        ("rejected", {"X-Notiflow-Console": "1"}, 409, "notiflow-replay=true"),
     ],
 )
-def test_redrive_is_refused_without_the_console_header_or_for_a_succeeded_run(
+def test_redrive_is_refused_without_the_console_header_for_a_succeeded_or_a_rejected_run(
     console: ConsoleServer, runs: Runs, role: str, headers: dict[str, str], expected_status: int, message: str
 ) -> None:
-    # When a redrive is posted without the console's header (as a cross-site form would) or for a succeeded run
+    # Given the run as it is now
+    _, before, _ = call(console, execution_path(runs.arns[role]))
+    # When a redrive is posted without the console's header (as a cross-site form would), or for a run that
+    # succeeded or was rejected
     status, body, _ = call(console, execution_path(runs.arns[role], "/redrive"), "POST", headers)
 
     # Then it is refused with the reason, and the run is unchanged
     assert status == expected_status
     assert message in body["error"]
     _, view, _ = call(console, execution_path(runs.arns[role]))
-    assert view["execution"].get("redriveCount", 0) == 0
+    assert view["execution"].get("redriveCount", 0) == before["execution"].get("redriveCount", 0)
 
 
 def test_foreign_host_names_and_unknown_paths_are_refused(console: ConsoleServer, runs: Runs) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -94,12 +95,29 @@ def test_fix_the_endpoint_and_redrive_delivers_under_the_same_execution(
     history = aws(stack, "stepfunctions", "get-execution-history", "--execution-arn", execution_arn)["events"]
     assert "ExecutionRedriven" in [event["type"] for event in history]
 
-    # And `notiflow runs show` tells the story
+    # And `notiflow runs show` tells the story: labelled fields, one section per pass, the attempts by pass
+    capsys.readouterr()
     assert notiflow_main(["runs", "show", "ops-redrive-1", "--endpoint-url", stack.endpoint_url]) == 0
-    shown = capsys.readouterr().out
-    assert "SUCCESS" in shown
-    assert "FailureGate" in shown
-    assert "ReopenForRedrive" in shown
+    shown = "\n".join(line for line in capsys.readouterr().out.splitlines() if not line.startswith('{"'))
+    assert "status        SUCCESS (notification), SUCCEEDED (run)" in shown
+    assert "redrives      1" in shown
+    assert re.search(r"^delivery result\n  outcome +delivered\n  category +SUCCESS\n  HTTP status +200 OK", shown, re.M)
+    assert "{" not in shown  # no raw or escaped JSON anywhere
+    pass_one = re.search(
+        r"^pass 1: run started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z; ended FAILED with DeliveryPermanentError",
+        shown,
+        re.M,
+    )
+    pass_two = re.search(r"^pass 2: redrive 1 started .*Z, resumed in FailureGate; ended SUCCEEDED", shown, re.M)
+    assert pass_one
+    assert pass_two
+    assert pass_one.start() < pass_two.start()
+    first_pass = shown[pass_one.start() : pass_two.start()]
+    assert re.search(r"FailureGate +failed +- +DeliveryPermanentError +HTTP 404 Not Found", first_pass)
+    assert "ReopenForRedrive" in shown[pass_two.start() :]
+    log = shown[shown.index("attempt log (2 attempts)") :]
+    assert re.search(r"^pass 1\n.*\n.*\n  #1 +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z +CLIENT_ERROR +404", log, re.M)
+    assert re.search(r"^pass 2 \(redrive 1\)\n.*\n.*\n  #2 +.*Z +SUCCESS +200", log, re.M)
 
 
 def test_rejected_input_redriven_is_rejected_again(stack: EmbeddedStack) -> None:

@@ -21,6 +21,7 @@ from lambdas.shared.constants import (
     STEP_DELIVER,
     STEP_FAILURE_GATE,
     STEP_INGEST,
+    STEP_RECONCILE,
     STEP_VALIDATE,
     TABLE_PARTITION_KEY,
     TABLE_TTL_ATTRIBUTE,
@@ -113,22 +114,23 @@ def fast_path_machine(stack) -> tuple[str, dict[str, Any]]:
 def test_the_stack_holds_exactly_the_expected_resources(default_stack):
     # Given the default configuration
     # When the stack is synthesized
-    # Then it holds five step functions plus the key generator, two queues, two tables (notifications,
-    # host slots), two workflows (Standard and the Express fast path)
+    # Then it holds five step functions, the reconciler and the key generator, three queues, two tables
+    # (notifications, host slots), two workflows (Standard and the Express fast path)
     counts = {
-        "AWS::Lambda::Function": 6,
-        "AWS::SQS::Queue": 2,
-        "AWS::SQS::QueuePolicy": 2,
+        "AWS::Lambda::Function": 7,
+        "AWS::SQS::Queue": 3,
+        "AWS::SQS::QueuePolicy": 3,
+        "AWS::Events::Rule": 1,
         "AWS::DynamoDB::Table": 2,
         "AWS::StepFunctions::StateMachine": 2,
         "AWS::SecretsManager::Secret": 1,
         "Custom::NotiflowSigningKey": 1,
         "AWS::Lambda::EventSourceMapping": 1,
-        "AWS::CloudWatch::Alarm": 17,
+        "AWS::CloudWatch::Alarm": 20,
         "AWS::CloudWatch::Dashboard": 1,
         "AWS::SNS::Topic": 0,
-        "AWS::IAM::Role": 8,
-        "AWS::Logs::LogGroup": 8,
+        "AWS::IAM::Role": 9,
+        "AWS::Logs::LogGroup": 9,
     }
     for resource_type, count in counts.items():
         default_stack.template.resource_count_is(resource_type, count)
@@ -248,7 +250,7 @@ def test_the_table_is_on_demand_recoverable_encrypted_and_expires_records(defaul
     # Then it is keyed by notificationId and keeps its data by default
     assert props["TableName"] == DEFAULT_TABLE_NAME
     assert props["KeySchema"] == [{"AttributeName": TABLE_PARTITION_KEY, "KeyType": "HASH"}]
-    assert props["AttributeDefinitions"] == [{"AttributeName": TABLE_PARTITION_KEY, "AttributeType": "S"}]
+    assert props["AttributeDefinitions"][0] == {"AttributeName": TABLE_PARTITION_KEY, "AttributeType": "S"}
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert props["TimeToLiveSpecification"] == {"AttributeName": TABLE_TTL_ATTRIBUTE, "Enabled": True}
@@ -451,7 +453,11 @@ def test_alarms_watch_runs_of_both_machines_the_queues_and_every_lambda(default_
         for machine in (standard_id, fast_path_id)
         for metric in ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted")
     ]
-    throttles = [("AWS/Lambda", "Throttles", {"Ref": function_for(default_stack, step)[0]}) for step in ALL_STEPS]
+    throttles = [
+        ("AWS/Lambda", "Throttles", {"Ref": function_for(default_stack, step)[0]})
+        for step in (*ALL_STEPS, STEP_RECONCILE)
+    ]
+    reconcile_dlq = queues["notiflow-reconcile-dlq"]
     assert sorted(single, key=repr) == sorted(
         [
             *machines,
@@ -460,6 +466,8 @@ def test_alarms_watch_runs_of_both_machines_the_queues_and_every_lambda(default_
             ("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": [dlq_id, "QueueName"]}),
             ("AWS/Lambda", "Errors", {"Ref": function_for(default_stack, STEP_INGEST)[0]}),
             ("AWS/Lambda", "Errors", {"Ref": function_for(default_stack, STEP_DEDUPLICATE)[0]}),
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": [reconcile_dlq, "QueueName"]}),
+            ("AWS/Lambda", "Errors", {"Ref": function_for(default_stack, STEP_RECONCILE)[0]}),
         ],
         key=repr,
     )
@@ -486,9 +494,11 @@ def test_alarms_watch_runs_of_both_machines_the_queues_and_every_lambda(default_
         "notiflow-dead-letter-queue-not-empty",
         "notiflow-ingest-errors",
         "notiflow-deduplicate-errors",
+        "notiflow-reconciler-dead-letter-queue-not-empty",
+        "notiflow-reconciler-errors",
         "notiflow-validate-error-rate",
         "notiflow-deliver-error-rate",
-        *(f"notiflow-{step.replace('_', '-')}-throttles" for step in ALL_STEPS),
+        *(f"notiflow-{step.replace('_', '-')}-throttles" for step in (*ALL_STEPS, STEP_RECONCILE)),
     }
 
 
@@ -522,7 +532,7 @@ def test_an_alarm_email_creates_an_ssl_only_topic_and_every_alarm_notifies_it_an
         "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com", "TopicArn": {"Ref": topic_id}}
     )
     alarms = custom_stack.resources("AWS::CloudWatch::Alarm").values()
-    assert len(alarms) == 17
+    assert len(alarms) == 20
     for alarm in alarms:
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}, EXISTING_TOPIC_ARN]
         assert alarm["Properties"]["OKActions"] == [{"Ref": topic_id}, EXISTING_TOPIC_ARN]

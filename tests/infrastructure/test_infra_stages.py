@@ -83,6 +83,7 @@ def test_two_stages_and_the_default_share_no_physical_name(stages):
         "AWS::SecretsManager::Secret",
         "AWS::CloudWatch::Alarm",
         "AWS::CloudWatch::Dashboard",
+        "AWS::Events::Rule",
     } <= kinds
 
 

@@ -31,6 +31,8 @@ def test_every_resource_carries_the_stage_prefix(local_stack):
     assert local_stack.function_names[STEP_INGEST] == "notiflow-dev-ingest"
     assert local_stack.function_names[STEP_DELIVER] == "notiflow-dev-deliver"
     assert local_stack.lambda_environment()["POWERTOOLS_SERVICE_NAME"] == "notiflow-dev"
+    rules = local_stack.client("events").list_rules()["Rules"]
+    assert [rule["Name"] for rule in rules] == ["notiflow-dev-run-status-changes"]
     # And nothing under the unstaged names exists
     machines = local_stack.client("stepfunctions").list_state_machines()["stateMachines"]
     assert {m["name"] for m in machines} >= {"notiflow-dev-delivery", "notiflow-dev-fast-path"}

@@ -3,7 +3,9 @@
 // the DOM is built with createElement/textContent only, never innerHTML.
 "use strict";
 
-const POLL_MS = 1000;
+const POLL_MS = 1000; // a run in progress is followed every second
+const LIST_POLL_MS = 2000; // the list refreshes on its own whatever the runs' states
+const IDLE_POLL_MS = 5000; // a finished run is re-read now and then (a redrive may start elsewhere)
 const ERROR_RETRY_MS = 3000;
 const MAX_ERROR_RETRIES = 10;
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -26,7 +28,10 @@ const state = {
   lastText: null,
   expandedEvents: new Set(),
   selectedState: null,
+  selectedPass: null,
   view: null,
+  refresh: null,
+  redrives: new Map(), // execution ARN -> the redrive this page started and is following
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -181,11 +186,23 @@ async function api(path, options = {}) {
   return { data, text };
 }
 
+// ``live``: the page follows a run in progress (polled every second). The time of the last answer is
+// always shown: every page keeps refreshing on its own.
 function setLive(live, detail) {
   const el = $("#live");
   el.dataset.live = live ? "true" : "false";
   document.body.dataset.live = live ? "true" : "false";
-  $("#live-text").textContent = live ? "Live · updating every second" : detail || "Up to date";
+  $("#live-text").textContent = detail || (live ? "Live" : "Auto-refresh");
+}
+
+function markUpdated(live) {
+  const now = new Date();
+  const clock = fmtClock(now.toISOString()).slice(0, 8);
+  setLive(live, `${live ? "Live" : "Auto-refresh"} · updated ${clock}`);
+  for (const el of document.querySelectorAll("[data-updated]")) {
+    el.dataset.updated = now.toISOString();
+    el.textContent = `Updated ${clock}`;
+  }
 }
 
 function showBanner(message, kind = "error") {
@@ -204,16 +221,17 @@ function stopPolling() {
   state.timer = null;
 }
 
-// Runs ``load`` now and then every second while it returns true; a new route or generation stops it.
+// Runs ``load`` now, then again after the delay it returns (milliseconds; null stops). A new route or a
+// new generation stops it; ``state.refresh`` runs it at once (the Refresh buttons).
 function poll(load) {
   stopPolling();
   const generation = ++state.generation;
   let failures = 0;
   const tick = async () => {
-    let again = false;
-    let delay = POLL_MS;
+    clearTimeout(state.timer);
+    let delay = null;
     try {
-      again = await load(generation);
+      delay = await load(generation);
       failures = 0;
       if (generation === state.generation) showBanner(null);
     } catch (error) {
@@ -223,16 +241,15 @@ function poll(load) {
       showBanner(`Could not reach the console API: ${error.message}${giveUp ? " (stopped retrying; reload the page)" : ""}`);
       setLive(false, "Disconnected");
       if (giveUp) return;
-      again = true;
       delay = ERROR_RETRY_MS;
     }
+    if (generation !== state.generation || delay === null) return;
+    state.timer = setTimeout(tick, delay);
+  };
+  state.refresh = () => {
     if (generation !== state.generation) return;
-    const stamp = `Up to date · ${fmtClock(new Date().toISOString()).slice(0, 8)}`;
-    if (again) {
-      state.timer = setTimeout(tick, delay);
-    } else {
-      setLive(false, stamp);
-    }
+    state.lastText = null;
+    tick();
   };
   tick();
 }
@@ -308,26 +325,27 @@ function renderListPage(current) {
   );
   select.value = current.status;
   const count = h("span", { class: "muted", id: "count" }, "Loading…");
+  const updated = h("span", { class: "muted small", id: "last-updated", dataset: { updated: "" } }, "");
+  const newest = h("button", { class: "button", type: "button", id: "page-first", disabled: true }, "Newest");
+  const older = h("button", { class: "button", type: "button", id: "page-next", disabled: true }, "Older →");
+  const refresh = h("button", { class: "button", type: "button", id: "refresh-list", title: "Read this page again now" }, "Refresh");
   const body = h("tbody", { id: "execution-rows" });
+  const columns = [
+    ["Notification"],
+    ["Run status"],
+    ["Notification status"],
+    ["Attempts", "num"],
+    ["Last code", "num"],
+    ["Redrives", "num"],
+    ["Started"],
+    ["Ended"],
+    ["Duration", "num"],
+    ["Error"],
+  ];
   const table = h(
     "table",
     { class: "table", id: "executions" },
-    h(
-      "thead",
-      {},
-      h(
-        "tr",
-        {},
-        h("th", {}, "Notification"),
-        h("th", {}, "Run status"),
-        h("th", {}, "Notification status"),
-        h("th", { class: "num" }, "Attempts"),
-        h("th", { class: "num" }, "Last code"),
-        h("th", {}, "Started"),
-        h("th", { class: "num" }, "Duration"),
-        h("th", {}, "Error"),
-      ),
-    ),
+    h("thead", {}, h("tr", {}, columns.map(([label, cls]) => h("th", cls ? { class: cls } : {}, label)))),
     body,
   );
   append(
@@ -340,24 +358,45 @@ function renderListPage(current) {
     h(
       "section",
       { class: "card" },
-      h("div", { class: "toolbar" }, h("div", { class: "search-wrap" }, search), select, h("span", { class: "spacer" }), count),
+      h(
+        "div",
+        { class: "toolbar" },
+        h("div", { class: "search-wrap" }, search),
+        select,
+        h("span", { class: "spacer" }),
+        count,
+        updated,
+        refresh,
+        newest,
+        older,
+      ),
       h("div", { class: "table-wrap" }, table),
     ),
   );
 
+  // The page shown: null is the newest; a token from the API is an older page.
+  let token = null;
+  let nextToken = null;
   const load = async (generation) => {
     const params = new URLSearchParams();
     if (select.value) params.set("status", select.value);
     if (search.value.trim()) params.set("q", search.value.trim());
+    if (token) params.set("next", token);
     const { data, text } = await api(`/api/executions?${params}`);
-    if (generation !== state.generation) return false;
+    if (generation !== state.generation) return null;
     if (text !== state.lastText) {
       state.lastText = text;
-      renderRows(body, data);
-      count.textContent = `${data.executions.length} of ${data.total} execution${data.total === 1 ? "" : "s"}`;
+      renderRows(body, data, Boolean(search.value.trim() || select.value));
+      const shown = data.executions.length;
+      const where = token ? "an older page" : "the newest page";
+      count.textContent = `${shown} run${shown === 1 ? "" : "s"} on ${where}${data.next ? " · more are older" : ""}`;
     }
-    setLive(data.hasRunning);
-    return data.hasRunning;
+    nextToken = data.next;
+    older.disabled = !nextToken;
+    newest.disabled = !token;
+    const running = data.executions.some((row) => row.runStatus === "RUNNING");
+    markUpdated(running);
+    return running ? POLL_MS : LIST_POLL_MS;
   };
 
   const refilter = () => {
@@ -366,6 +405,7 @@ function renderListPage(current) {
     if (search.value.trim()) params.set("q", search.value.trim());
     const hash = `#/${params.toString() ? `?${params}` : ""}`;
     history.replaceState(null, "", hash);
+    token = null;
     state.lastText = null;
     poll(load);
   };
@@ -375,17 +415,29 @@ function renderListPage(current) {
     debounce = setTimeout(refilter, 200);
   });
   select.addEventListener("change", refilter);
+  refresh.addEventListener("click", () => state.refresh && state.refresh());
+  older.addEventListener("click", () => {
+    if (!nextToken) return;
+    token = nextToken;
+    state.lastText = null;
+    poll(load);
+  });
+  newest.addEventListener("click", () => {
+    token = null;
+    state.lastText = null;
+    poll(load);
+  });
   poll(load);
 }
 
-function renderRows(body, data) {
+function renderRows(body, data, filtered) {
   clear(body);
   if (!data.executions.length) {
     body.append(
       h(
         "tr",
         { class: "empty" },
-        h("td", { colspan: 8 }, data.total ? "No execution matches this filter." : "No executions yet. Send a notification to the queue."),
+        h("td", { colspan: 10 }, filtered ? "No execution matches this filter." : "No executions yet. Send a notification to the queue."),
       ),
     );
     return;
@@ -393,6 +445,7 @@ function renderRows(body, data) {
   for (const row of data.executions) {
     const href = executionHref(row.executionArn);
     const id = row.notificationId ?? row.name;
+    const failedAgain = row.redriveCount > 0 && ["FAILED", "TIMED_OUT", "ABORTED"].includes(row.runStatus);
     body.append(
       h(
         "tr",
@@ -412,7 +465,14 @@ function renderRows(body, data) {
         ),
         h("td", { class: "num", "data-col": "attempts" }, row.attempts ?? dash()),
         h("td", { class: "num mono", "data-col": "status-code" }, row.lastStatusCode ?? dash()),
+        h(
+          "td",
+          { class: "num nowrap", "data-col": "redrives" },
+          row.redriveCount ? `×${row.redriveCount}` : dash(),
+          failedAgain ? h("span", { class: "again", title: "The last redrive failed again" }, " failed again") : null,
+        ),
         h("td", { class: "nowrap", "data-col": "started" }, fmtDate(row.startDate)),
+        h("td", { class: "nowrap", "data-col": "ended" }, row.stopDate ? fmtDate(row.stopDate) : h("span", { class: "muted" }, "running")),
         h("td", { class: "num nowrap", "data-col": "duration" }, fmtDuration(row.durationSeconds)),
         h("td", { class: "error-name", "data-col": "error" }, row.errorName ?? ""),
       ),
@@ -428,10 +488,12 @@ function renderExecutionPage(arn) {
   state.view = "execution";
   state.expandedEvents = new Set();
   state.selectedState = null;
+  state.selectedPass = null;
   const app = clear($("#app"));
   const name = arn.split(":").pop();
   document.title = `${name} · Notiflow console`;
   const header = h("div", { class: "page-head", id: "execution-head" });
+  const notice = h("div", { id: "redrive-notice" });
   const summary = h("section", { class: "card summary", id: "summary" });
   const graph = h("section", { class: "card graph-card", id: "graph-card" });
   const record = h("section", { class: "card", id: "record" });
@@ -440,6 +502,7 @@ function renderExecutionPage(arn) {
     app,
     h("nav", { class: "crumbs" }, h("a", { href: "#/", class: "link" }, "Executions"), h("span", { class: "crumb-sep" }, "/"), h("span", { class: "mono" }, name)),
     header,
+    notice,
     summary,
     h("div", { class: "columns" }, graph, record),
     events,
@@ -447,47 +510,132 @@ function renderExecutionPage(arn) {
 
   const load = async (generation) => {
     const { data, text } = await api(`/api/executions/${encodeURIComponent(arn)}`);
-    if (generation !== state.generation) return false;
+    if (generation !== state.generation) return null;
     if (text !== state.lastText) {
       state.lastText = text;
+      state.current = data;
       renderHeader(header, data, arn);
       renderSummary(summary, data);
       renderGraph(graph, data);
       renderRecord(record, data);
       renderEvents(events, data);
     }
+    followRedrive(arn, data);
+    renderRedriveNotice(notice, arn);
     const running = data.execution.status === "RUNNING";
-    setLive(running);
-    return running;
+    markUpdated(running);
+    return running ? POLL_MS : IDLE_POLL_MS;
   };
-  state.reload = () => {
-    state.lastText = null;
-    poll(load);
-  };
+  state.reload = () => state.refresh && state.refresh();
   poll(load);
+}
+
+// A redrive started from this page is followed until its pass ends; the outcome then stays on the page.
+function followRedrive(arn, data) {
+  const watch = state.redrives.get(arn);
+  if (!watch || watch.outcome !== "running") return;
+  const execution = data.execution;
+  if ((execution.redriveCount ?? 0) < watch.count || execution.status === "RUNNING") return;
+  const record = data.recordOwned ? data.record : null;
+  if (execution.status === "SUCCEEDED" && record && record.status === "SUCCESS") {
+    watch.outcome = "delivered";
+    watch.detail = fmtDate(record.deliveredAt || execution.stopDate);
+  } else {
+    watch.outcome = "failed-again";
+    const reason = record && record.errorName ? `${record.errorName}: ${record.failureReason || ""}` : execution.error || execution.status;
+    watch.detail = execution.status === "SUCCEEDED" ? "the run ended without delivering" : reason;
+  }
+  watch.endedAt = execution.stopDate;
+}
+
+function renderRedriveNotice(el, arn) {
+  const watch = state.redrives.get(arn);
+  clear(el);
+  if (!watch) return;
+  const texts = {
+    running: `Redrive ${watch.count} started at ${fmtClock(watch.at).slice(0, 8)}: the run is resuming, following it until it ends…`,
+    delivered: `Redrive ${watch.count} delivered the notification at ${watch.detail}.`,
+    "failed-again": `Redrive ${watch.count} failed again: ${watch.detail}`,
+    refused: `Redrive refused: ${watch.detail}`,
+  };
+  const dismiss = h("button", { class: "notice-close", type: "button", "aria-label": "Dismiss", id: "redrive-dismiss" }, "×");
+  dismiss.addEventListener("click", () => {
+    state.redrives.delete(arn);
+    clear(el);
+  });
+  el.append(
+    h(
+      "div",
+      { class: `notice notice-${watch.outcome}`, id: "redrive-status", role: "status", dataset: { state: watch.outcome } },
+      h("span", {}, texts[watch.outcome]),
+      watch.outcome === "running" ? null : dismiss,
+    ),
+  );
+}
+
+function confirmRedrive(data) {
+  return new Promise((resolve) => {
+    const execution = data.execution;
+    const last = data.passes[data.passes.length - 1];
+    const stoppedIn = last ? lastStateOfPass(data, last.number) : null;
+    const host = data.record && data.record.targetHost;
+    const dialog = h(
+      "dialog",
+      { class: "dialog", id: "redrive-dialog", "aria-labelledby": "redrive-dialog-title" },
+      h("h2", { id: "redrive-dialog-title" }, `Redrive ${data.notificationId ?? execution.name}?`),
+      h(
+        "p",
+        {},
+        `This is redrive ${(execution.redriveCount ?? 0) + 1} of the run. It resumes ${stoppedIn ? `in ${stoppedIn}, ` : ""}where it stopped, and delivers the notification again${host ? ` to ${host}` : ""} under the same execution.`,
+      ),
+      h("p", { class: "muted small" }, "Fix the endpoint first: a redrive to a receiver that still fails fails again."),
+    );
+    const cancel = h("button", { class: "button", type: "button", id: "redrive-cancel" }, "Cancel");
+    const confirm = h("button", { class: "button button-primary", type: "button", id: "redrive-confirm" }, "Redrive");
+    const close = (answer) => {
+      dialog.close();
+      dialog.remove();
+      resolve(answer);
+    };
+    cancel.addEventListener("click", () => close(false));
+    confirm.addEventListener("click", () => close(true));
+    dialog.addEventListener("cancel", (event) => {
+      event.preventDefault();
+      close(false);
+    });
+    dialog.append(h("div", { class: "dialog-actions" }, cancel, confirm));
+    document.body.append(dialog);
+    dialog.showModal();
+    confirm.focus();
+  });
+}
+
+function lastStateOfPass(data, number) {
+  const visits = data.timeline.filter((visit) => visit.pass === number);
+  return visits.length ? visits[visits.length - 1].name : null;
 }
 
 function renderHeader(el, data, arn) {
   clear(el);
   const execution = data.execution;
   const actions = h("div", { class: "actions" });
-  if (data.redrive.allowed) {
-    const button = h("button", { class: "button button-primary", id: "redrive-button", type: "button" }, "Redrive");
+  const watch = state.redrives.get(arn);
+  if (data.redrive.allowed && !(watch && watch.outcome === "running")) {
+    const button = h("button", { class: "button button-primary", id: "redrive-button", type: "button" }, "Redrive…");
     button.addEventListener("click", async () => {
+      if (!(await confirmRedrive(data))) return;
       button.disabled = true;
       button.textContent = "Redriving…";
       try {
-        await api(`/api/executions/${encodeURIComponent(arn)}/redrive`, {
+        const { data: started } = await api(`/api/executions/${encodeURIComponent(arn)}/redrive`, {
           method: "POST",
           headers: { "X-Notiflow-Console": "1" },
         });
-        showBanner("Redrive started: the run resumes at the state that failed.", "info");
-        state.reload();
+        state.redrives.set(arn, { count: started.redriveCount, at: started.redrivenAt, outcome: "running" });
       } catch (error) {
-        button.disabled = false;
-        button.textContent = "Redrive";
-        showBanner(`Redrive refused: ${error.message}`);
+        state.redrives.set(arn, { count: (execution.redriveCount ?? 0) + 1, at: new Date().toISOString(), outcome: "refused", detail: error.message });
       }
+      state.reload();
     });
     actions.append(button);
   } else if (data.redrive.reason && execution.status !== "RUNNING" && execution.status !== "SUCCEEDED") {
@@ -495,7 +643,9 @@ function renderHeader(el, data, arn) {
   }
   const refresh = h("button", { class: "button", type: "button", id: "refresh-button" }, "Refresh");
   refresh.addEventListener("click", () => state.reload());
-  actions.append(refresh);
+  const updated = h("span", { class: "muted small", id: "last-updated", dataset: { updated: "" } }, "");
+  actions.append(updated, refresh);
+  const failedAgain = (execution.redriveCount ?? 0) > 0 && ["FAILED", "TIMED_OUT", "ABORTED"].includes(execution.status);
   append(
     el,
     h(
@@ -509,7 +659,8 @@ function renderHeader(el, data, arn) {
         h("span", { id: "run-status" }, badge(execution.status, "run")),
         data.record ? h("span", { class: "badge-label" }, "Notification") : null,
         data.record ? h("span", { id: "record-status" }, badge(data.record.status, "record")) : null,
-        execution.redriveCount ? h("span", { class: "pill" }, `Redriven ×${execution.redriveCount}`) : null,
+        execution.redriveCount ? h("span", { class: "pill", id: "redrive-count" }, `Redriven ×${execution.redriveCount}`) : null,
+        failedAgain ? h("span", { class: "pill pill-bad", id: "failed-again" }, `Failed again after redrive ${execution.redriveCount}`) : null,
       ),
     ),
     actions,
@@ -535,7 +686,8 @@ function renderSummary(el, data) {
       field(execution.status === "RUNNING" ? "Running for" : "Duration", fmtDuration(execution.durationSeconds)),
       field("Redrives", String(execution.redriveCount ?? 0)),
       field("Execution ARN", breakable(execution.executionArn), { class: "mono" }),
-      field("Stopped", fmtDate(execution.stopDate)),
+      field("Stopped", execution.status === "RUNNING" ? "still running" : fmtDate(execution.stopDate)),
+      field("Last redrive", execution.redriveDate ? fmtDate(execution.redriveDate) : null, { id: "redrive-date" }),
       field("Error", execution.error ?? null, { class: "error-name" }),
       field("Cause", causeSummary(execution.cause), { class: "wrap" }),
     ),
@@ -563,15 +715,79 @@ function traversedEdges(timeline) {
   return taken;
 }
 
+// A small label pinned to a node's left edge, above (negative y) or below it.
+function mark(kind, text, y) {
+  const width = Math.round(12 + text.length * 5.6);
+  return svg(
+    "g",
+    { class: `node-mark ${kind}`, transform: `translate(-10 ${y})` },
+    svg("rect", { x: 0, y: 0, width, height: 15, rx: 7.5 }),
+    svg("text", { x: width / 2, y: 11 }, text),
+  );
+}
+
+// The pass shown: the one the operator picked, else the current one (the last).
+function shownPass(data) {
+  const numbers = data.passes.map((p) => p.number);
+  return numbers.includes(state.selectedPass) ? state.selectedPass : data.currentPass;
+}
+
+function renderPasses(el, data) {
+  if (data.passes.length < 2) return null;
+  const shown = shownPass(data);
+  const list = h("div", { class: "passes", id: "passes", role: "group", "aria-label": "Passes of this run" });
+  for (const run of data.passes) {
+    const current = run.number === data.currentPass;
+    const label = run.redrive ? `Redrive ${run.redrive}` : "First run";
+    const ended = run.status === "RUNNING" ? "in progress" : humanize(run.status).toLowerCase();
+    const button = h(
+      "button",
+      {
+        type: "button",
+        class: `pass pass-${String(run.status).toLowerCase()}${current ? " pass-current" : ""}${run.number === shown ? " pass-shown" : ""}`,
+        "aria-pressed": run.number === shown ? "true" : "false",
+        dataset: { pass: run.number, status: run.status, current: current ? "true" : "false" },
+        title: `${label}: started ${fmtDate(run.started)}${run.ended ? `, ended ${fmtDate(run.ended)}` : ""}${run.resumedIn && run.redrive ? `, resumed in ${run.resumedIn}` : ""}`,
+      },
+      h("strong", {}, `Pass ${run.number}`),
+      ` · ${label} · ${ended}`,
+      current ? h("span", { class: "pass-tag" }, "current") : null,
+    );
+    button.addEventListener("click", () => {
+      state.selectedPass = run.number;
+      state.selectedState = null;
+      renderGraph(el, data);
+    });
+    list.append(button);
+  }
+  return list;
+}
+
 function renderGraph(el, data) {
   clear(el);
   const graph = state.definition.graph;
-  const colours = data.colours;
-  const taken = traversedEdges(data.timeline);
+  const passNumber = shownPass(data);
+  const colours = data.passColours[String(passNumber)] || data.colours;
+  const passVisits = data.timeline.filter((visit) => visit.pass === passNumber);
+  const taken = traversedEdges(passVisits);
   const visitsByState = new Map();
-  for (const visit of data.timeline) {
+  for (const visit of passVisits) {
     if (!visitsByState.has(visit.name)) visitsByState.set(visit.name, []);
     visitsByState.get(visit.name).push(visit);
+  }
+  // Failures of the other passes stay visible on the graph; each redrive marks the state it resumed in.
+  const failedElsewhere = new Map();
+  for (const visit of data.timeline) {
+    if (visit.pass === passNumber || !["failed", "caught"].includes(visit.outcome)) continue;
+    if (!failedElsewhere.has(visit.name)) failedElsewhere.set(visit.name, new Set());
+    failedElsewhere.get(visit.name).add(visit.pass);
+  }
+  const resumedHere = new Map();
+  for (const run of data.passes) {
+    if (run.redrive && run.resumedIn) {
+      if (!resumedHere.has(run.resumedIn)) resumedHere.set(run.resumedIn, []);
+      resumedHere.get(run.resumedIn).push(run.redrive);
+    }
   }
   const root = svg("svg", {
     class: "graph",
@@ -636,11 +852,18 @@ function renderGraph(el, data) {
     const tip = [`${node.name} (${node.type})`, OUTCOMES.find(([k]) => k === outcome)?.[1] ?? outcome];
     if (last && last.attempts > 1) tip.push(`${last.attempts} attempts`);
     if (visits.length > 1) tip.push(`entered ${visits.length} times`);
+    const elsewhere = [...(failedElsewhere.get(node.name) || [])].sort((a, b) => a - b);
+    const redrives = resumedHere.get(node.name) || [];
+    if (elsewhere.length) tip.push(`failed in pass ${elsewhere.join(", ")}`);
+    if (redrives.length) tip.push(`redrive ${redrives.join(", ")} resumed here`);
+    const marks = {};
+    if (elsewhere.length) marks.failedInPass = elsewhere.join(",");
+    if (redrives.length) marks.redrive = redrives.join(",");
     const group = svg(
       "g",
       {
-        class: `node outcome-${outcome}${state.selectedState === node.name ? " selected" : ""}`,
-        dataset: { state: node.name, outcome, type: node.type },
+        class: `node outcome-${outcome}${state.selectedState === node.name ? " selected" : ""}${elsewhere.length ? " failed-elsewhere" : ""}`,
+        dataset: { state: node.name, outcome, type: node.type, ...marks },
         transform: `translate(${node.x} ${node.y})`,
         tabindex: 0,
         role: "button",
@@ -656,6 +879,12 @@ function renderGraph(el, data) {
             svg("rect", { x: -22, y: 0, width: 26, height: 15, rx: 7.5 }),
             svg("text", { x: -9, y: 11 }, `×${last.attempts}`),
           )
+        : null,
+      elsewhere.length
+        ? mark("node-mark-failed", `✕ pass ${elsewhere.join(", ")}`, -10)
+        : null,
+      redrives.length
+        ? mark("node-mark-redrive", `↻ redrive ${redrives.join(", ")}`, node.height - 5)
         : null,
     );
     const select = () => {
@@ -677,10 +906,13 @@ function renderGraph(el, data) {
     { class: "legend", id: "legend" },
     OUTCOMES.map(([key, label]) => h("li", {}, h("span", { class: `swatch outcome-${key}` }), label)),
     h("li", {}, h("span", { class: "line-sample line-catch" }), "Catch"),
+    h("li", {}, h("span", { class: "mark-sample mark-failed" }, "✕"), "Failed in another pass"),
+    h("li", {}, h("span", { class: "mark-sample mark-redrive" }, "↻"), "A redrive resumed here"),
   );
   append(
     el,
     h("div", { class: "card-head" }, h("h2", {}, "Graph"), h("span", { class: "muted small" }, "Click a state for its input, output and errors")),
+    renderPasses(el, data),
     h("div", { class: "graph-scroll" }, root),
     legend,
     renderStateDetails(visitsByState),
@@ -786,6 +1018,13 @@ function renderRecord(el, data) {
       field("Attempts", record.attempts === undefined ? null : String(record.attempts)),
       record.redriveCount !== undefined ? field("Redrive count", String(record.redriveCount)) : null,
       record.errorName ? field("Error", record.errorName, { class: "error-name" }) : null,
+      record.fastPathExecutionArn
+        ? field("Express run", h("span", { id: "express-run", title: "The fast path's first attempt, before this Standard run" }, breakable(record.fastPathExecutionArn)), { class: "mono" })
+        : null,
+      record.executionArn && record.executionArn !== data.execution.executionArn && data.recordOwned
+        ? field("Standard run", h("a", { class: "link mono", href: executionHref(record.executionArn), id: "standard-run" }, record.executionArn.split(":").pop()))
+        : null,
+      record.reconciledAt ? field("Closed by", `the reconciler, ${fmtDate(record.reconciledAt)}`, { id: "reconciled" }) : null,
     ),
     record.failureReason ? h("div", { class: "error-box", id: "failure-reason" }, h("strong", {}, "Failure reason"), h("p", {}, record.failureReason)) : null,
     h("h3", { class: "section-title" }, "Delivery result"),
