@@ -1,8 +1,10 @@
 """The reconciler on the embedded stack: its function and the EventBridge rule, from the same spec as on AWS.
 
-The rule and target are created through moto's EventBridge API with the spec's pattern, so the local
-engine, which sends AWS-shaped "Step Functions Execution Status Change" events to matching rules and
-invokes their Lambda targets in-process, runs the same handler on the same events as AWS does.
+The rule and target are created through moto's EventBridge API with the spec's pattern. The local engine
+(:mod:`notiflow.local.engine.events`) sends every Standard run's AWS-shaped "Step Functions Execution Status
+Change" event to the default bus's matching rules and invokes their Lambda targets in-process, asynchronously
+and with Lambda's two retries, so the same handler runs on the same events as on AWS. One difference: a
+delivery that still fails is counted and logged, not sent to the dead-letter queue the CDK app configures.
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ def test_only_unsuccessful_runs_can_be_redriven(local_stack):
         sfn.redrive_execution(executionArn=arn)
     assert refused.value.response["Error"]["Code"] == "ExecutionNotRedrivable"
     assert "SUCCEEDED" in refused.value.response["Error"]["Message"]
-    assert succeeded.description["redriveStatusReason"] == "Execution is SUCCEEDED"
+    assert succeeded.description["redriveStatusReason"] == "Execution is SUCCEEDED and cannot be redriven"
 
 
 def test_an_aborted_run_redrives_from_the_state_it_was_stopped_in(local_stack):

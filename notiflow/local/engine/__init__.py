@@ -8,6 +8,8 @@ moto in execution mode interprets the real ASL. The engine adapts it, one module
 - :mod:`.executions`: the local Execution on the pool, StartExecution, snapshots, listeners.
 - :mod:`.mock_configs`: Step Functions Local ``MockConfigFile`` test cases (``arn#TestCase``).
 - :mod:`.redrive`: RedriveExecution and ``$$.Execution.RedriveCount``.
+- :mod:`.events`: execution status-change events to EventBridge rules; :mod:`.event_delivery` invokes
+  their Lambda targets in-process, asynchronously.
 - :mod:`.storage`: atomic conditional writes in moto's DynamoDB.
 - :mod:`.retention`: finished runs beyond the retention are evicted; moto tracks no Items or Messages.
 - :mod:`.speed`: parse once, call moto in-process, share snapshots (each switchable for benchmarks).
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from notiflow.local.engine import clock, retention, runtime, scheduler, speed
+from notiflow.local.engine import clock, event_delivery, retention, runtime, scheduler, speed
 from notiflow.local.engine.clock import WaitRecord, clear_recent_waits, configure_time, recent_waits, time_scale
 from notiflow.local.engine.executions import LocalExecution, add_execution_listener
 from notiflow.local.engine.internals import MOTO_VERSION, PATCHES, USES
@@ -107,10 +109,12 @@ def reset() -> None:
     """Empty every moto backend and forget what the engine knew about them (runs, parsed programs)."""
     reset_backends()
     retention.reset()
+    event_delivery.reset()
     speed.clear_caches()
 
 
 def shutdown(timeout: float = 10.0) -> None:
     """Stop the worker pool (parked runs are unwound) and undo the handlers' process environment."""
     scheduler.shutdown(timeout)
+    event_delivery.shutdown(timeout)
     runtime.restore_environment()

@@ -7,7 +7,8 @@ redriven (:mod:`~notiflow.local.engine.redrive`). Its worker runs on the pool
 (:mod:`~notiflow.local.engine.scheduler`): the program and every task attempt are evaluated inline,
 with the program's TimeoutSeconds on a timer and a task's TimeoutSeconds checked when it returns.
 Executions share one snapshot of their state machine per revision instead of a deep copy each.
-When a run ends, :mod:`~notiflow.local.engine.retention` may evict old runs, then listeners hear of it.
+Each status change (start, redrive, end) goes to :mod:`~notiflow.local.engine.events`. When a run
+ends, :mod:`~notiflow.local.engine.retention` may evict old runs, then listeners hear of it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from moto.stepfunctions.parser.backend.execution import Execution
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.mocking.mock_config import MockTestCase
 
-from notiflow.local.engine import mock_configs, redrive, retention, scheduler, speed
+from notiflow.local.engine import events, mock_configs, redrive, retention, scheduler, speed
 
 LOG = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def add_execution_listener(listener: Callable[[Execution], None]) -> Callable[[]
 
 
 def _finished(execution: Execution) -> None:
+    events.run_ended(execution)
     retention.finished(execution)
     for listener in list(_listeners):
         try:
@@ -129,6 +131,7 @@ class LocalExecutionWorker(ExecutionWorker):
         return env
 
     def start(self) -> None:
+        events.status_changed(self.execution)
         self.run = scheduler.spawn(self._execution_logic, self.execution.name)
 
     def _execution_logic(self) -> None:
@@ -154,6 +157,7 @@ class LocalExecutionWorker(ExecutionWorker):
         """Continue the run at ``resume_at`` with the input that state had, in the same history."""
         self._pending_stop = None
         self.env = redrive.continued_environment(self, resume_at, state_input, redrive_count)
+        events.status_changed(self.execution)
         self.run = scheduler.spawn(self._redriven_logic, f"{self.execution.name} (redrive {redrive_count})")
 
     def _redriven_logic(self) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from notiflow.local.engine import clock, executions, mock_configs, redrive, retention, runtime, speed, storage
+from notiflow.local.engine import clock, events, executions, mock_configs, redrive, retention, runtime, speed, storage
 
 MOTO_VERSION: Final = "5.2.5"
 P: Final = "moto.stepfunctions.parser"
@@ -204,6 +204,23 @@ PATCHES: Final[tuple[Patch, ...]] = (
         "RedriveExecution (moto has none; it dispatches an action to the method of the same name)",
         "redrive",
         Expect(absent=True),
+    ),
+    # -- events: execution status changes to EventBridge rules ---------------------------------------
+    Patch(
+        "moto.events.models:Rule",
+        "send_to_targets",
+        events.send_to_targets,
+        "moto cannot deliver to a Lambda target (NotImplementedError): queue it for in-process delivery",
+        "events",
+        Expect(
+            params="self, original_event, transform_input",
+            calls=(
+                "self.event_pattern.matches_event(original_event)",
+                "for target in self.targets:",
+                "NotImplementedError",
+            ),
+        ),
+        wraps=True,
     ),
     # -- storage: atomic conditional writes ----------------------------------------------------------
     *(
@@ -421,6 +438,34 @@ USES: Final[tuple[Use, ...]] = (
         "__call__",
         "in-process dispatch",
         params="self, event_name, request, kwargs",
+    ),
+    _use(
+        "moto.stepfunctions.models:StateMachineInstance",
+        "__init__",
+        "Express runs send no status-change events: the machine's type tells, every execution's sm_type is STANDARD",
+        calls=('self.type = sm_type or "STANDARD"', 'self.sm_type = "STANDARD"'),
+    ),
+    _use("moto.events.models", "events_backends", "the default bus of an execution's account and region", kind=dict),
+    _use(
+        "moto.events.models:EventsBackend",
+        "__init__",
+        "the default bus by name",
+        calls=("self.event_buses: dict[str, EventBus] = {}", "self._add_default_event_bus()"),
+    ),
+    _use("moto.events.models:EventBus", "__init__", "a bus keeps its rules by name", calls=("self.rules",)),
+    _use(
+        "moto.events.models:Rule",
+        "__init__",
+        "a rule's state, pattern, targets",
+        calls=("self.state =", "self.event_pattern = EventPattern.load(", "self.targets ="),
+    ),
+    _use("moto.events.models:EventPattern", "get_pattern", "the cheap check before an event is built", params="self"),
+    _use("moto.events.models:EventPattern", "matches_event", "moto matches the event", params="self, event"),
+    _use(
+        "moto.events.utils:EventTemplateParser",
+        "parse",
+        "a Lambda target's InputTransformer",
+        params="input_template, input_paths_map, event",
     ),
     _use("moto.core.config", "default_user_config", "the execution mode switch", kind=dict),
     _use("moto.moto_api._internal.models", "moto_api_backend", "reset of every backend"),

@@ -74,7 +74,7 @@ class Redrivable:
         if self.sm_type != StateMachineType.STANDARD:
             return "Express executions cannot be redriven"
         if self.exec_status not in REDRIVABLE_STATUSES:
-            return f"Execution is {self.status}"
+            return f"Execution is {self.status} and cannot be redriven"
         if self.stop_date is not None and now - self.stop_date > REDRIVE_WINDOW:
             return "Execution stopped more than 14 days ago"
         if self.redrive_count >= MAX_REDRIVES:
