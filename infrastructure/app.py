@@ -10,11 +10,11 @@ import sys
 
 import aws_cdk as cdk
 
-from infrastructure.config import ContextError, NotiflowConfig
+from infrastructure.config import STACK_NAME, ContextError, NotiflowConfig, stack_name
 from infrastructure.nag import apply_checks
 from infrastructure.stack import NotiflowStack
 
-STACK_NAME = "Notiflow"
+__all__ = ["STACK_NAME", "build", "main"]
 
 
 def build(app: cdk.App) -> NotiflowStack:
@@ -22,7 +22,7 @@ def build(app: cdk.App) -> NotiflowStack:
     config = NotiflowConfig.from_context(app.node.try_get_context, app.node.get_all_context().keys())
     stack = NotiflowStack(
         app,
-        STACK_NAME,
+        stack_name(config.stage),
         config=config,
         description="Notiflow: reliable HTTP notification delivery on AWS Step Functions",
         analytics_reporting=False,

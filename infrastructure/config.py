@@ -7,6 +7,10 @@ from the ASL files, the delivery settings (the delivery mode and the per-host li
 very parser the Lambdas run at cold start, so a deploy cannot ship settings the functions would refuse.
 
 Context keys (default in brackets):
+  stage [none]: a deployment name (lowercase letters, digits and single hyphens, at most 16 characters,
+    e.g. "prod"); every physical name is prefixed "notiflow-<stage>-", the CloudFormation stack is
+    "Notiflow-<stage>", and the functions' Powertools service (the metrics' service dimension) is
+    "notiflow-<stage>", so several deployments live side by side in one account and region.
   deliveryMode ["fast-path"; or "standard"], fastPathRetries [Express ASL file: 2],
   expressLogLevel ["ERROR"; ALL, ERROR, FATAL or OFF]
   retryIntervalSeconds, retryMaxAttempts, retryBackoffRate, retryMaxDelaySeconds [Standard ASL file]
@@ -15,7 +19,15 @@ Context keys (default in brackets):
   allowedTargetHosts [any public host]
   hostMaxInFlight [10; 0: no per-host limit], hostLimits ["" e.g. "hooks.example.com=5,api.example.net=20"]
   recordTtlDays [90], logLevel ["INFO"], logRetentionDays [30], retainData [true]
-  maxReceiveCount [5], ingestBatchSize [10], alarmEmail [none: no SNS topic]
+  maxReceiveCount [5], ingestBatchSize [10]
+  alarmEmail [none], alarmTopicArn [none]: where alarms go; an email gets a new SNS topic with that
+    subscription, a topic ARN is used as it is (both may be given; neither: alarms notify nobody)
+  ingestMaxConcurrency [20; 2..1000]: the SQS trigger's maximum concurrency (ScalingConfig), which the
+    local poller honours too. Why 20: in fast-path mode one ingest invocation holds a whole batch of
+    Express runs, each running one step Lambda at a time, so ingest concurrency N can hold about
+    N x (1 + ingestBatchSize) functions at once: 220 at the default, under a quarter of the default
+    regional quota (1,000), while an unbounded trigger scales toward 1,000 pollers and throttles the
+    workflow's own steps. About 200 notifications a second at 1 s per delivery; raise it with the quota.
 """
 
 from __future__ import annotations
@@ -59,6 +71,24 @@ DELIVER_TIMEOUT_MARGIN_SECONDS: Final = ATTEMPT_MARGIN_SECONDS
 EXPRESS_LOG_LEVELS: Final = ("ALL", "ERROR", "FATAL", "OFF")
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_STAGE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+STAGE_MAX_LENGTH: Final = 16
+"""Keeps the longest derived name (``notiflow-<stage>-failure-gate``, a function) far below Lambda's 64."""
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+STACK_NAME: Final = "Notiflow"
+"""The CloudFormation stack of the default deployment; a stage's is ``Notiflow-<stage>``."""
+
+
+def stage_prefix(stage: str | None) -> str:
+    """The prefix of every physical name of a deployment: ``notiflow``, or ``notiflow-<stage>``."""
+    return f"{SERVICE_NAME}-{stage}" if stage else SERVICE_NAME
+
+
+def stack_name(stage: str | None) -> str:
+    """The CloudFormation stack of a deployment: ``Notiflow``, or ``Notiflow-<stage>``."""
+    return f"{STACK_NAME}-{stage}" if stage else STACK_NAME
+
+
 _OWN_KEY_SHAPE = re.compile(r"^[a-z][A-Za-z0-9]*$")
 """Notiflow keys are lowerCamel words; CDK's own keys carry ':' '@' or '-' and are left alone."""
 _RETRY_KEYS: Final = {
@@ -105,7 +135,10 @@ class NotiflowConfig(BaseModel):
     retain_data: bool = True
     max_receive_count: int = Field(default=5, ge=1, le=1000)
     ingest_batch_size: int = Field(default=10, ge=1, le=10)
+    ingest_max_concurrency: int = Field(default=20, ge=2, le=1000)
     alarm_email: str | None = None
+    alarm_topic_arn: str | None = None
+    stage: str | None = None
 
     @field_validator("allowed_schemes", "allowed_target_hosts", mode="before")
     @classmethod
@@ -117,7 +150,7 @@ class NotiflowConfig(BaseModel):
     def _parse_host_limits(cls, value: object) -> object:
         return parse_host_limits(value)
 
-    @field_validator("alarm_email", mode="before")
+    @field_validator("alarm_email", "alarm_topic_arn", "stage", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -128,6 +161,28 @@ class NotiflowConfig(BaseModel):
         if value is not None and not _EMAIL.match(value):
             raise ValueError(f"not an email address: {value!r}")
         return value
+
+    @field_validator("alarm_topic_arn")
+    @classmethod
+    def _topic_arn(cls, value: str | None) -> str | None:
+        if value is not None and not _TOPIC_ARN.match(value):
+            raise ValueError(f"not an SNS topic ARN: {value!r}")
+        return value
+
+    @field_validator("stage")
+    @classmethod
+    def _stage(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > STAGE_MAX_LENGTH or not _STAGE.match(value)):
+            raise ValueError(
+                f"a stage is 1-{STAGE_MAX_LENGTH} lowercase letters, digits and single hyphens, starting with a "
+                f"letter (e.g. prod, eu-test), got {value!r}"
+            )
+        return value
+
+    @property
+    def prefix(self) -> str:
+        """The prefix of every physical name and the Powertools service: ``notiflow`` or ``notiflow-<stage>``."""
+        return stage_prefix(self.stage)
 
     @field_validator("log_retention_days")
     @classmethod
@@ -244,7 +299,7 @@ class NotiflowConfig(BaseModel):
             EnvVar.DELIVERY_MODE: self.delivery_mode.value,
             EnvVar.HOST_MAX_IN_FLIGHT: str(self.host_max_in_flight),
             EnvVar.HOST_LIMITS: format_host_limits(self.host_limits),
-            EnvVar.POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+            EnvVar.POWERTOOLS_SERVICE_NAME: self.prefix,
             EnvVar.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
             EnvVar.POWERTOOLS_LOG_LEVEL: self.log_level,
         }

@@ -1,7 +1,9 @@
 """Intake: the queue internal systems write to, its dead-letter queue, and the ingest Lambda.
 
 The ingest Lambda reports batch item failures, so one bad message is retried alone and, after
-``maxReceiveCount`` receives, parked on the DLQ while the rest of its batch goes through. It may start
+``maxReceiveCount`` receives, parked on the DLQ while the rest of its batch goes through. The trigger's
+maximum concurrency (``ingestMaxConcurrency``) is the back-pressure: a burst waits on the queue
+instead of scaling ingest, and every Express run and step Lambda behind it, toward the account's quota. It may start
 exactly the workflow the delivery mode names: StartSyncExecution on the Express machine (fast path)
 or StartExecution on the Standard one, nothing else.
 """
@@ -69,7 +71,12 @@ class Intake(Construct):
             },
         )
         self.ingest.function.add_event_source(
-            event_sources.SqsEventSource(self.queue, batch_size=intake.batch_size, report_batch_item_failures=True)
+            event_sources.SqsEventSource(
+                self.queue,
+                batch_size=intake.batch_size,
+                max_concurrency=intake.max_concurrency,
+                report_batch_item_failures=True,
+            )
         )
         if spec.delivery_mode is DeliveryMode.FAST_PATH:
             self.ingest.allow(["states:StartSyncExecution"], [fast_path.state_machine_arn])

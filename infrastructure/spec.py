@@ -6,8 +6,8 @@ and each function's environment are decided here once, from a validated :class:`
 spec into moto API calls. This module imports no CDK, so the local stack can read it without the
 CDK toolchain installed.
 
-Names come from :class:`Names`, whose ``prefix`` is the service name today; a per-stage deployment
-changes the prefix (``notiflow-prod``) and every physical name follows.
+Names come from :class:`Names`, whose ``prefix`` is ``notiflow``, or ``notiflow-<stage>`` for a deployment
+with a ``stage`` (``notiflow-prod``): every physical name follows it, so stages coexist in one account.
 
 An environment value that only exists once a resource exists (the state machine ARN, the secret
 ARN, the table name as CloudFormation reports it) is a :class:`Ref`: each platform fills it in
@@ -21,6 +21,7 @@ is delivered again only once its claim can be taken over. Both state machines ar
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -214,6 +215,15 @@ class Names:
         """The log group Lambda writes a step's logs to."""
         return f"/aws/lambda/{self.function(step)}"
 
+    def alarm(self, construct_id: str) -> str:
+        """``FailedExecutions`` -> ``notiflow-failed-executions``: stable alarm names to find in the console."""
+        return f"{self.prefix}-" + re.sub(r"(?<!^)(?=[A-Z])", "-", construct_id).lower()
+
+    @property
+    def dashboard(self) -> str:
+        """The CloudWatch dashboard, e.g. ``notiflow`` or ``notiflow-prod``."""
+        return self.prefix
+
 
 @dataclass(frozen=True)
 class FunctionSpec:
@@ -248,6 +258,8 @@ class IntakeSpec:
     dead_letter_retention_seconds: int
     max_receive_count: int
     batch_size: int
+    max_concurrency: int
+    """At most this many ingest invocations in flight (the trigger's ScalingConfig; the local poller's too)."""
 
 
 @dataclass(frozen=True)
@@ -468,8 +480,8 @@ def _refs(step: str, mode: DeliveryMode) -> dict[str, Ref]:
 
 
 def build_spec(config: NotiflowConfig, names: Names | None = None) -> NotiflowSpec:
-    """The spec of a deployment configured by ``config`` (names under ``names``, default ``notiflow-*``)."""
-    names = names or Names()
+    """The spec of a deployment configured by ``config`` (names under ``names``, default the config's prefix)."""
+    names = names or Names(prefix=config.prefix)
     shared_environment = MappingProxyType({**config.settings_environment(), **TRACER_ENVIRONMENT})
 
     def function_spec(step: str) -> FunctionSpec:
@@ -502,6 +514,7 @@ def build_spec(config: NotiflowConfig, names: Names | None = None) -> NotiflowSp
         dead_letter_retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
         max_receive_count=config.max_receive_count,
         batch_size=config.ingest_batch_size,
+        max_concurrency=config.ingest_max_concurrency,
     )
     fast_mode = config.delivery_mode is DeliveryMode.FAST_PATH
     state_machine = StateMachineSpec(

@@ -9,6 +9,7 @@ from constructs import Construct
 
 from infrastructure.bundling import lambda_code
 from infrastructure.config import NotiflowConfig
+from infrastructure.dashboard import Dashboard
 from infrastructure.intake import Intake
 from infrastructure.observability import Observability
 from infrastructure.reconcile import Reconciler
@@ -45,10 +46,29 @@ class NotiflowStack(cdk.Stack):
             table=self.storage.table,
             state_machine=self.workflow.state_machine,
         )
+        functions = [self.intake.ingest, *self.workflow.functions.values(), self.reconciler.function]
         self.observability = Observability(
-            self, "Observability", config=config, workflow=self.workflow, intake=self.intake
+            self,
+            "Observability",
+            config=config,
+            spec=spec,
+            workflow=self.workflow,
+            intake=self.intake,
+            reconciler=self.reconciler,
+            functions=functions,
+        )
+        self.dashboard = Dashboard(
+            self,
+            "Dashboard",
+            spec=spec,
+            workflow=self.workflow,
+            intake=self.intake,
+            functions=functions,
+            queue_age_threshold_seconds=self.observability.queue_age_threshold_seconds,
         )
         cdk.Tags.of(self).add("project", SERVICE_NAME)
+        if config.stage:
+            cdk.Tags.of(self).add("stage", config.stage)
 
         cdk.CfnOutput(self, "QueueUrl", value=self.intake.queue.queue_url, description="Send notifications here")
         cdk.CfnOutput(
@@ -65,6 +85,12 @@ class NotiflowStack(cdk.Stack):
             description="The Express workflow ingest runs in fast-path mode",
         )
         cdk.CfnOutput(self, "DeliveryMode", value=spec.delivery_mode.value)
+        cdk.CfnOutput(
+            self,
+            "DashboardName",
+            value=self.dashboard.dashboard.dashboard_name,
+            description="CloudWatch dashboard: intake, deliveries by category, retries, failures, latency per host",
+        )
         cdk.CfnOutput(self, "TableName", value=self.storage.table.table_name)
         cdk.CfnOutput(self, "HostLeasesTableName", value=self.storage.host_leases.table_name)
         cdk.CfnOutput(
@@ -74,4 +100,6 @@ class NotiflowStack(cdk.Stack):
             description="Standard Webhooks key that receivers verify signatures with",
         )
         if self.observability.topic is not None:
-            cdk.CfnOutput(self, "AlarmTopicArn", value=self.observability.topic.topic_arn)
+            cdk.CfnOutput(
+                self, "AlarmTopicArn", value=self.observability.topic.topic_arn, description="The alarmEmail topic"
+            )

@@ -40,13 +40,27 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("deployment")
     group.add_argument("--endpoint-url", help="AWS API endpoint of an embedded stack, e.g. http://127.0.0.1:4599")
     group.add_argument("--region", help="AWS region (default: AWS_REGION or us-east-1)")
+    group.add_argument(
+        "--stage", help="the deployment's stage: stack Notiflow-<stage>, names notiflow-<stage>-* (or NOTIFLOW_STAGE)"
+    )
     group.add_argument("--stack-name", help="CloudFormation stack whose outputs name the resources (default Notiflow)")
     group.add_argument("--table-name", help="notifications table (overrides discovery)")
     group.add_argument("--state-machine-arn", help="state machine ARN (overrides discovery)")
 
 
+def _stage(value: str) -> str:
+    from infrastructure.config import ContextError, NotiflowConfig
+
+    try:
+        return str(NotiflowConfig.from_context({"stage": value}.get).stage)
+    except ContextError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _deployment(args: argparse.Namespace) -> Deployment:
-    return resolve(args.endpoint_url, args.region, args.stack_name, args.table_name, args.state_machine_arn)
+    return resolve(
+        args.endpoint_url, args.region, args.stack_name, args.table_name, args.state_machine_arn, stage=args.stage
+    )
 
 
 def _filter(args: argparse.Namespace) -> RunFilter:
@@ -272,6 +286,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
             on_ready=start_console,
             settings=StackSettings(
                 target_policy=args.target_policy,
+                stage=args.stage,
                 faults=args.faults,
                 fault_seed=args.fault_seed,
                 fault_report=str(args.fault_report) if args.faults else None,
@@ -342,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=DEFAULT_LOCAL_PORT)
     up.add_argument("--time-scale", type=float, default=1.0, help="multiply every ASL wait (e.g. 0.01)")
     up.add_argument("--console-port", type=int, default=DEFAULT_CONSOLE_PORT, help="port of the web console")
+    up.add_argument("--stage", type=_stage, help="name every resource notiflow-<stage>-* as that deployed stage")
     up.add_argument(
         "--target-policy",
         type=TargetPolicy,

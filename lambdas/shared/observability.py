@@ -26,13 +26,15 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.shared import constants as powertools_env
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
-from lambdas.shared.constants import METRICS_NAMESPACE, SERVICE_NAME
+from lambdas.shared.constants import METRICS_NAMESPACE, SERVICE_NAME, EnvVar
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
-logger = Logger(service=SERVICE_NAME)
-metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+SERVICE: str = os.environ.get(EnvVar.POWERTOOLS_SERVICE_NAME) or SERVICE_NAME
+"""``notiflow``, or ``notiflow-<stage>`` as the deployment sets it: the metrics' service dimension per stage."""
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
 
 TRACED_LIBRARIES: tuple[str, ...] = ("botocore",)
 """What the X-Ray SDK patches: AWS calls only. Not ``patch_all`` (it imports a dozen libraries no step
@@ -63,7 +65,7 @@ def tracer() -> Tracer | None:
             if tracing_enabled():
                 from aws_lambda_powertools import Tracer
 
-                _tracer = Tracer(service=SERVICE_NAME, patch_modules=TRACED_LIBRARIES)
+                _tracer = Tracer(service=SERVICE, patch_modules=TRACED_LIBRARIES)
             _tracer_built = True
     return _tracer
 

@@ -4,9 +4,14 @@ It reproduces what the Lambda poller does on AWS for a standard queue with
 ``ReportBatchItemFailures``: real SQS batch events, only successful records deleted, failed ones
 left to reappear after the visibility timeout, nothing deleted when the function errors, and the
 queue's RedrivePolicy (applied by moto on ReceiveMessage) moving a message to the DLQ once it was
-received maxReceiveCount times. Like an event source mapping's maximum concurrency, it takes no more
-messages while ``max_in_flight`` runs wait for or hold an engine worker (parked runs do not count),
-so a burst stays on the queue instead of becoming hundreds of runs competing for the interpreter.
+received maxReceiveCount times.
+
+Two bounds keep a burst on the queue. ``max_concurrency`` is the event source mapping's maximum
+concurrency (``ScalingConfig.MaximumConcurrency``, the spec's ``IntakeSpec.max_concurrency``): at most
+that many invocations of the function are in flight, each on its own thread, as Lambda scales
+pollers up to it; the thread that receives takes no batch while they all are busy. ``max_in_flight``
+is the local engine's own: no more messages while that many runs wait for or hold an engine worker
+(parked runs do not count), so a burst does not become hundreds of runs competing for the interpreter.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -50,6 +56,10 @@ class PollerStats:
     deleted: int = 0
     failed: int = 0
     errored_batches: int = 0
+    in_flight: int = 0
+    """Invocations running now."""
+    peak_in_flight: int = 0
+    """The most invocations that ran at once."""
     last_error: str | None = None
     history: list[BatchResult] = field(default_factory=list)
 
@@ -133,11 +143,14 @@ class SqsPoller:
         keep_history: int = 100,
         idle_seconds: float = 0.05,
         max_in_flight: int | None = None,
+        max_concurrency: int = 1,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH_SIZE:
             raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}")
         if not 0 <= wait_time_seconds <= 20:
             raise ValueError("wait_time_seconds must be between 0 and 20")
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
         self.sqs = sqs_client
         self.queue_url = queue_url
         self.queue_arn = queue_arn
@@ -152,10 +165,13 @@ class SqsPoller:
         self._keep_history = keep_history
         self.idle_seconds = idle_seconds
         self.max_in_flight = max_in_flight
+        self.max_concurrency = max_concurrency
         self.stats = PollerStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._pool: ThreadPoolExecutor | None = None
 
     def _invoke_in_process(self, function_name: str, event: dict[str, Any]) -> runtime.Invocation:
         try:
@@ -184,37 +200,48 @@ class SqsPoller:
 
     def poll_once(self) -> BatchResult:
         """Receive one batch, invoke the function, delete what succeeded; returns what happened."""
-        with self._lock:
+        with self._slots:
             messages = self._receive()
-            if not messages:
-                return BatchResult()
-            event = {"Records": [to_event_record(m, self.queue_arn, self.region) for m in messages]}
-            ids = {m["MessageId"] for m in messages}
-            invocation = self._invoker(self.function_name, event)
-            again = {m["MessageId"] for m in fault_seams.duplicates(messages)}
-            if again:  # sqs-duplicate: the same messages handed to the function a second time
-                self._invoker(self.function_name, {"Records": [r for r in event["Records"] if r["messageId"] in again]})
-            if invocation.errored:
-                result = BatchResult(
-                    received=tuple(m["MessageId"] for m in messages),
-                    failed=tuple(sorted(ids)),
-                    errored=True,
-                    error_type=invocation.error_type,
-                )
-                LOG.warning("%s failed a batch of %d: %s", self.function_name, len(messages), invocation.payload[:500])
-            else:
-                failed = failed_item_ids(invocation.payload, ids) if self.report_batch_item_failures else set()
-                if failed is None:
-                    failed = set(ids)
-                done = [m for m in messages if m["MessageId"] not in failed]
-                self._delete(done)
-                result = BatchResult(
-                    received=tuple(m["MessageId"] for m in messages),
-                    deleted=tuple(m["MessageId"] for m in done),
-                    failed=tuple(m["MessageId"] for m in messages if m["MessageId"] in failed),
-                )
-            self._record(result)
-            return result
+            return self._handle(messages) if messages else BatchResult()
+
+    def _handle(self, messages: list[dict[str, Any]]) -> BatchResult:
+        """Invoke the function with one received batch and delete what succeeded."""
+        with self._lock:
+            self.stats.in_flight += 1
+            self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.stats.in_flight)
+        try:
+            result = self._invoke(messages)
+        finally:
+            with self._lock:
+                self.stats.in_flight -= 1
+        self._record(result)
+        return result
+
+    def _invoke(self, messages: list[dict[str, Any]]) -> BatchResult:
+        event = {"Records": [to_event_record(m, self.queue_arn, self.region) for m in messages]}
+        ids = {m["MessageId"] for m in messages}
+        invocation = self._invoker(self.function_name, event)
+        again = {m["MessageId"] for m in fault_seams.duplicates(messages)}
+        if again:  # sqs-duplicate: the same messages handed to the function a second time
+            self._invoker(self.function_name, {"Records": [r for r in event["Records"] if r["messageId"] in again]})
+        if invocation.errored:
+            LOG.warning("%s failed a batch of %d: %s", self.function_name, len(messages), invocation.payload[:500])
+            return BatchResult(
+                received=tuple(m["MessageId"] for m in messages),
+                failed=tuple(sorted(ids)),
+                errored=True,
+                error_type=invocation.error_type,
+            )
+        failed = failed_item_ids(invocation.payload, ids) if self.report_batch_item_failures else set()
+        if failed is None:
+            failed = set(ids)
+        done = [m for m in messages if m["MessageId"] not in failed]
+        self._delete(done)
+        return BatchResult(
+            received=tuple(m["MessageId"] for m in messages),
+            deleted=tuple(m["MessageId"] for m in done),
+            failed=tuple(m["MessageId"] for m in messages if m["MessageId"] in failed),
+        )
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:
         if not messages:
@@ -225,49 +252,75 @@ class SqsPoller:
             LOG.warning("could not delete message %s: %s", failure.get("Id"), failure.get("Message"))
 
     def _record(self, result: BatchResult) -> None:
-        self.stats.batches += 1
-        self.stats.received += len(result.received)
-        self.stats.deleted += len(result.deleted)
-        self.stats.failed += len(result.failed)
-        self.stats.errored_batches += int(result.errored)
-        if result.errored:
-            self.stats.last_error = result.error_type
-        self.stats.history.append(result)
-        del self.stats.history[: -self._keep_history]
+        with self._lock:
+            self.stats.batches += 1
+            self.stats.received += len(result.received)
+            self.stats.deleted += len(result.deleted)
+            self.stats.failed += len(result.failed)
+            self.stats.errored_batches += int(result.errored)
+            if result.errored:
+                self.stats.last_error = result.error_type
+            self.stats.history.append(result)
+            del self.stats.history[: -self._keep_history]
 
     # -- background thread -------------------------------------------------------------------
 
     def start(self) -> SqsPoller:
-        """Poll in a daemon thread until :meth:`stop`."""
+        """Poll in a daemon thread until :meth:`stop`; batches run on up to ``max_concurrency`` threads."""
         if self._thread is not None:
             raise RuntimeError("poller already started")
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"sqs-poller-{self.function_name}", daemon=True)
+        self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix=f"sqs-invoke-{self.function_name}")
+        self._thread = threading.Thread(
+            target=self._run, args=(self._pool,), name=f"sqs-poller-{self.function_name}", daemon=True
+        )
         self._thread.start()
         return self
 
-    def _run(self) -> None:
+    def _run(self, pool: ThreadPoolExecutor) -> None:
         while not self._stop.is_set():
             if self.saturated():
                 self._stop.wait(self.idle_seconds)
                 continue
+            if not self._slots.acquire(timeout=self.idle_seconds):
+                continue  # max_concurrency batches in flight
             try:
-                result = self.poll_once()
-                if not result.received and self.wait_time_seconds == 0:
-                    # Short polling (wait_time_seconds=0) idles here, where stop() can interrupt it.
-                    self._stop.wait(self.idle_seconds)
+                messages = self._receive()
             except Exception as exc:
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                self._slots.release()
+                with self._lock:
+                    self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 if not self._stop.is_set():
                     LOG.warning("SQS poll of %s failed: %s", self.queue_url, exc)
                     self._stop.wait(0.5)
+                continue
+            if not messages:
+                self._slots.release()
+                if self.wait_time_seconds == 0:
+                    # Short polling (wait_time_seconds=0) idles here, where stop() can interrupt it.
+                    self._stop.wait(self.idle_seconds)
+                continue
+            pool.submit(self._handle_and_release, messages)
+
+    def _handle_and_release(self, messages: list[dict[str, Any]]) -> None:
+        try:
+            self._handle(messages)
+        except Exception as exc:
+            with self._lock:
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            LOG.warning("batch from %s failed: %s", self.queue_url, exc)
+        finally:
+            self._slots.release()
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop after the current poll (at most about ``wait_time_seconds`` plus one batch)."""
+        """Stop taking batches (at most about ``wait_time_seconds``), then wait for those in flight."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(self.wait_time_seconds + 30 if timeout is None else timeout)
             self._thread = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     @property
     def running(self) -> bool:

@@ -84,6 +84,8 @@ class StackSettings:
     """
 
     port: int | None = None
+    stage: str | None = None
+    """Names every resource ``notiflow-<stage>-*`` as the deployed stage (None: ``notiflow-*``)."""
     time_scale: float = 1.0
     max_wait_seconds: float | None = None
     connect_timeout_seconds: float | None = None
@@ -100,6 +102,8 @@ class StackSettings:
     host_limits: Mapping[str, int] | str | None = None
     start_poller: bool = True
     poller_batch_size: int | None = None
+    ingest_max_concurrency: int | None = None
+    """Ingest invocations the SQS poller runs at once; None: the spec's (``ingestMaxConcurrency``)."""
     poller_wait_seconds: int = 1
     engine_workers: int = 4
     """Executions running at once; a run waiting in a Retry back-off or a Wait state holds none."""
@@ -130,6 +134,8 @@ class StackSettings:
             "fast_path_retries": self.fast_path_retries,
             "host_max_in_flight": self.host_max_in_flight,
             "host_limits": self.host_limits,
+            "ingest_max_concurrency": self.ingest_max_concurrency,
+            "stage": self.stage,
         }
         fields = {**TargetPolicy(self.target_policy).config_fields()}
         fields.update({name: value for name, value in chosen.items() if value is not None})
@@ -526,6 +532,7 @@ class EmbeddedStack:
             "batch_size": self.settings.poller_batch_size or self.spec.intake.batch_size,
             "wait_time_seconds": self.settings.poller_wait_seconds,
             "max_in_flight": self.settings.max_runs_in_flight,
+            "max_concurrency": self.spec.intake.max_concurrency,
         }
         options.update(overrides)
         return SqsPoller(**options)
@@ -564,6 +571,7 @@ class EmbeddedStack:
             "stateMachineArn": self.state_machine_arn,
             "fastPathStateMachineArn": self.fast_path_state_machine_arn,
             "deliveryMode": self.delivery_mode.value,
+            "stage": self.config.stage,
             "tableName": self.table_name,
             "hostLeasesTableName": self.host_leases_table_name,
             "queueUrl": self.queue_url,

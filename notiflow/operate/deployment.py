@@ -13,10 +13,12 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from lambdas.shared.constants import DEFAULT_QUEUE_NAME, DEFAULT_STATE_MACHINE_NAME, DEFAULT_TABLE_NAME
+from infrastructure.config import STACK_NAME, stage_prefix
+from infrastructure.config import stack_name as stage_stack_name
+from infrastructure.spec import Names
 from notiflow.operate.runs import RunStore
 
-DEFAULT_STACK_NAME = "Notiflow"
+DEFAULT_STACK_NAME = STACK_NAME
 OUTPUT_KEYS = {"QueueUrl": "queue_url", "StateMachineArn": "state_machine_arn", "TableName": "table_name"}
 
 
@@ -49,8 +51,14 @@ def resolve(
     stack_name: str | None = None,
     table_name: str | None = None,
     state_machine_arn: str | None = None,
+    stage: str | None = None,
 ) -> Deployment:
-    """Explicit values first, then the embedded stack's names (with an endpoint) or the stack's outputs."""
+    """Explicit values first, then the embedded stack's names (with an endpoint) or the stack's outputs.
+
+    ``stage`` (or ``NOTIFLOW_STAGE``) picks one deployment among several: the stack ``Notiflow-<stage>``
+    on AWS, the ``notiflow-<stage>-*`` names on an embedded stack. An explicit stack name wins.
+    """
+    stage = stage or os.environ.get("NOTIFLOW_STAGE") or None
     endpoint_url = endpoint_url or os.environ.get("NOTIFLOW_ENDPOINT_URL")
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     deployment = Deployment(
@@ -63,24 +71,22 @@ def resolve(
         if endpoint_url.startswith("http://127.0.0.1") or endpoint_url.startswith("http://localhost"):
             os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
             os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-        _from_defaults(deployment)
+        _from_defaults(deployment, Names(prefix=stage_prefix(stage)))
     else:
-        _from_stack(deployment, stack_name or os.environ.get("NOTIFLOW_STACK_NAME", DEFAULT_STACK_NAME))
+        _from_stack(deployment, stack_name or os.environ.get("NOTIFLOW_STACK_NAME") or stage_stack_name(stage))
     return deployment
 
 
-def _from_defaults(deployment: Deployment) -> None:
-    deployment.table_name = deployment.table_name or DEFAULT_TABLE_NAME
+def _from_defaults(deployment: Deployment, names: Names) -> None:
+    deployment.table_name = deployment.table_name or names.table
     if not deployment.state_machine_arn:
         machines = deployment.client("stepfunctions").list_state_machines()["stateMachines"]
-        match = [m["stateMachineArn"] for m in machines if m["name"] == DEFAULT_STATE_MACHINE_NAME]
+        match = [m["stateMachineArn"] for m in machines if m["name"] == names.state_machine]
         if not match:
-            raise DeploymentNotFoundError(
-                f"no state machine named {DEFAULT_STATE_MACHINE_NAME} at {deployment.endpoint_url}"
-            )
+            raise DeploymentNotFoundError(f"no state machine named {names.state_machine} at {deployment.endpoint_url}")
         deployment.state_machine_arn = match[0]
     try:
-        deployment.queue_url = deployment.client("sqs").get_queue_url(QueueName=DEFAULT_QUEUE_NAME)["QueueUrl"]
+        deployment.queue_url = deployment.client("sqs").get_queue_url(QueueName=names.queue)["QueueUrl"]
     except ClientError:  # the queue is optional for read-only commands
         deployment.queue_url = None
 

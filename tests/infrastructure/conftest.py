@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 # The infrastructure package is imported before aws_cdk starts its Node process (see its __init__).
-from infrastructure.app import STACK_NAME, build
+from infrastructure.app import build
+from infrastructure.config import stack_name
 from infrastructure.synth import SynthReport, load_context, synthesize
 
 if TYPE_CHECKING:
     from aws_cdk.assertions import Template
 
+EXISTING_TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:oncall-pager"
 CUSTOM_CONTEXT = {
     "deliveryMode": "standard",
     "fastPathRetries": "1",
@@ -27,6 +29,7 @@ CUSTOM_CONTEXT = {
     "hostMaxInFlight": "4",
     "hostLimits": "hooks.example.com=2",
     "alarmEmail": "oncall@example.com",
+    "alarmTopicArn": EXISTING_TOPIC_ARN,
     "retryIntervalSeconds": "10",
     "retryMaxAttempts": "4",
     "retryBackoffRate": "3",
@@ -37,6 +40,7 @@ CUSTOM_CONTEXT = {
     "retainData": "false",
     "maxReceiveCount": "3",
     "ingestBatchSize": "5",
+    "ingestMaxConcurrency": "7",
     "logRetentionDays": "90",
 }
 
@@ -65,7 +69,7 @@ def synthesize_notiflow(outdir: Path, overrides: dict[str, str] | None = None) -
     app = cdk.App(outdir=str(outdir), context=context)
     build(app)
     report = synthesize(app)
-    path = report.templates[STACK_NAME]
+    path = report.templates[stack_name((overrides or {}).get("stage") or None)]
     raw = json.loads(path.read_text(encoding="utf-8"))
     return Synthesized(report=report, template_path=path, raw=raw, template=Template.from_json(raw))
 

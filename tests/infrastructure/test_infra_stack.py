@@ -21,6 +21,7 @@ from lambdas.shared.constants import (
     STEP_DELIVER,
     STEP_FAILURE_GATE,
     STEP_INGEST,
+    STEP_RECONCILE,
     STEP_VALIDATE,
     TABLE_PARTITION_KEY,
     TABLE_TTL_ATTRIBUTE,
@@ -28,6 +29,7 @@ from lambdas.shared.constants import (
     EnvVar,
     handler_path,
 )
+from tests.infrastructure.conftest import EXISTING_TOPIC_ARN
 
 ALL_STEPS = (STEP_INGEST, *WORKFLOW_STEPS)
 
@@ -124,7 +126,8 @@ def test_the_stack_holds_exactly_the_expected_resources(default_stack):
         "AWS::SecretsManager::Secret": 1,
         "Custom::NotiflowSigningKey": 1,
         "AWS::Lambda::EventSourceMapping": 1,
-        "AWS::CloudWatch::Alarm": 9,
+        "AWS::CloudWatch::Alarm": 20,
+        "AWS::CloudWatch::Dashboard": 1,
         "AWS::SNS::Topic": 0,
         "AWS::IAM::Role": 9,
         "AWS::Logs::LogGroup": 9,
@@ -180,6 +183,8 @@ def test_ingest_consumes_the_queue_reporting_batch_item_failures(default_stack):
     # Then one failed message is retried alone and batches hold up to ten messages
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["BatchSize"] == 10
+    # And at most 20 ingest invocations run at once (the trigger's maximum concurrency, the local poller's too)
+    assert props["ScalingConfig"] == {"MaximumConcurrency": 20}
     assert props["EventSourceArn"] == arn_of(queue_id)
     assert props["FunctionName"] == {"Ref": ingest_id}
 
@@ -422,36 +427,47 @@ def test_outputs_name_the_queue_urls_state_machine_and_table(default_stack):
     assert "AlarmTopicArn" not in outputs
 
 
-def test_alarms_watch_failed_runs_the_dlq_and_the_lambdas(default_stack):
-    # Given the default stack (no alarm email)
+def watched(alarm: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """(namespace, metric, first dimension value) of every metric an alarm reads."""
+    props = alarm["Properties"]
+    metrics = [props] + [m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m]
+    return [(m["Namespace"], m["MetricName"], m["Dimensions"][0]["Value"]) for m in metrics if "MetricName" in m]
+
+
+def test_alarms_watch_runs_of_both_machines_the_queues_and_every_lambda(default_stack):
+    # Given the default stack (no alarm email, no topic)
     alarms = list(default_stack.resources("AWS::CloudWatch::Alarm").values())
     standard_id, _ = standard_machine(default_stack)
     fast_path_id, _ = fast_path_machine(default_stack)
-    dlq_id = next(
-        lid
-        for lid, res in default_stack.resources("AWS::SQS::Queue").items()
-        if res["Properties"]["QueueName"] == DEFAULT_DLQ_NAME
-    )
-
-    def watched(alarm: dict[str, Any]) -> list[tuple[str, str, Any]]:
-        props = alarm["Properties"]
-        metrics = [props] + [m["MetricStat"]["Metric"] for m in props.get("Metrics", []) if "MetricStat" in m]
-        return [(m["Namespace"], m["MetricName"], m["Dimensions"][0]["Value"]) for m in metrics if "MetricName" in m]
+    queues = {res["Properties"]["QueueName"]: lid for lid, res in default_stack.resources("AWS::SQS::Queue").items()}
+    dlq_id, queue_id = queues[DEFAULT_DLQ_NAME], queues[DEFAULT_QUEUE_NAME]
 
     # When the watched metrics are collected
     single = [watched(a)[0] for a in alarms if "Metrics" not in a["Properties"]]
     rates = [sorted(watched(a)) for a in alarms if "Metrics" in a["Properties"]]
-    # Then failed and timed-out runs of both machines, the DLQ, ingest and deduplicate errors alarm at one;
-    # validate and deliver on a high rate
+    # Then failed, timed-out and aborted runs of both machines (the Express one from its metrics), the queue's
+    # age, the DLQ, ingest and deduplicate errors and every function's throttles alarm; validate and deliver on
+    # a high error rate
+    machines = [
+        ("AWS/States", metric, {"Ref": machine})
+        for machine in (standard_id, fast_path_id)
+        for metric in ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted")
+    ]
+    throttles = [
+        ("AWS/Lambda", "Throttles", {"Ref": function_for(default_stack, step)[0]})
+        for step in (*ALL_STEPS, STEP_RECONCILE)
+    ]
+    reconcile_dlq = queues["notiflow-reconcile-dlq"]
     assert sorted(single, key=repr) == sorted(
         [
-            ("AWS/States", "ExecutionsFailed", {"Ref": standard_id}),
-            ("AWS/States", "ExecutionsTimedOut", {"Ref": standard_id}),
-            ("AWS/States", "ExecutionsFailed", {"Ref": fast_path_id}),
-            ("AWS/States", "ExecutionsTimedOut", {"Ref": fast_path_id}),
+            *machines,
+            *throttles,
+            ("AWS/SQS", "ApproximateAgeOfOldestMessage", {"Fn::GetAtt": [queue_id, "QueueName"]}),
             ("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": [dlq_id, "QueueName"]}),
             ("AWS/Lambda", "Errors", {"Ref": function_for(default_stack, STEP_INGEST)[0]}),
             ("AWS/Lambda", "Errors", {"Ref": function_for(default_stack, STEP_DEDUPLICATE)[0]}),
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"Fn::GetAtt": [reconcile_dlq, "QueueName"]}),
+            ("AWS/Lambda", "Errors", {"Ref": function_for(default_stack, STEP_RECONCILE)[0]}),
         ],
         key=repr,
     )
@@ -470,27 +486,56 @@ def test_alarms_watch_failed_runs_the_dlq_and_the_lambdas(default_stack):
     assert {a["Properties"]["AlarmName"] for a in alarms} == {
         "notiflow-failed-executions",
         "notiflow-timed-out-executions",
+        "notiflow-aborted-executions",
         "notiflow-fast-path-failed-executions",
         "notiflow-fast-path-timed-out-executions",
+        "notiflow-fast-path-aborted-executions",
+        "notiflow-intake-queue-age",
         "notiflow-dead-letter-queue-not-empty",
         "notiflow-ingest-errors",
         "notiflow-deduplicate-errors",
+        "notiflow-reconciler-dead-letter-queue-not-empty",
+        "notiflow-reconciler-errors",
         "notiflow-validate-error-rate",
         "notiflow-deliver-error-rate",
+        *(f"notiflow-{step.replace('_', '-')}-throttles" for step in (*ALL_STEPS, STEP_RECONCILE)),
     }
 
 
-def test_an_alarm_email_creates_an_ssl_only_topic_that_every_alarm_notifies(custom_stack):
-    # Given a stack synthesized with an alarm email
+def test_the_queue_age_alarm_fires_past_two_visibility_timeouts(default_stack, custom_stack):
+    # Given the default (fast-path) and the custom (standard mode) stacks, whose visibility timeouts differ
+    for stack in (default_stack, custom_stack):
+        queue = next(
+            res
+            for res in stack.resources("AWS::SQS::Queue").values()
+            if res["Properties"]["QueueName"] == DEFAULT_QUEUE_NAME
+        )
+        # When the queue-age alarm is read
+        (alarm,) = [
+            a
+            for a in stack.resources("AWS::CloudWatch::Alarm").values()
+            if a["Properties"].get("MetricName") == "ApproximateAgeOfOldestMessage"
+        ]
+        # Then it fires once the oldest message waited longer than two of its queue's visibility timeouts
+        assert alarm["Properties"]["Threshold"] == 2 * queue["Properties"]["VisibilityTimeout"]
+        assert alarm["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["Properties"]["Statistic"] == "Maximum"
+
+
+def test_an_alarm_email_creates_an_ssl_only_topic_and_every_alarm_notifies_it_and_the_existing_topic(custom_stack):
+    # Given a stack synthesized with an alarm email and an existing topic's ARN
     topic_id, _ = only(custom_stack.resources("AWS::SNS::Topic"))
     # When the alarms and the subscription are read
-    # Then every alarm (and its recovery) goes to the topic, which mails the on-call address
+    # Then every alarm (and its recovery) goes to the new topic, which mails the on-call address, and to the
+    # existing topic
     custom_stack.template.has_resource_properties(
         "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com", "TopicArn": {"Ref": topic_id}}
     )
-    for alarm in custom_stack.resources("AWS::CloudWatch::Alarm").values():
-        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
-        assert alarm["Properties"]["OKActions"] == [{"Ref": topic_id}]
+    alarms = custom_stack.resources("AWS::CloudWatch::Alarm").values()
+    assert len(alarms) == 20
+    for alarm in alarms:
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}, EXISTING_TOPIC_ARN]
+        assert alarm["Properties"]["OKActions"] == [{"Ref": topic_id}, EXISTING_TOPIC_ARN]
     assert custom_stack.raw["Outputs"]["AlarmTopicArn"]["Value"] == {"Ref": topic_id}
     custom_stack.template.has_resource_properties(
         "AWS::SNS::TopicPolicy",
@@ -524,7 +569,7 @@ def test_context_reaches_the_lambda_environment(custom_stack, key, expected):
 
 
 def test_context_reaches_the_queue_the_mapping_and_the_log_groups(custom_stack):
-    # Given a stack synthesized with maxReceiveCount 3, batch size 5 and 90 days of logs
+    # Given a stack synthesized with maxReceiveCount 3, batch size 5, maximum concurrency 7 and 90 days of logs
     queue = next(
         res
         for res in custom_stack.resources("AWS::SQS::Queue").values()
@@ -535,4 +580,5 @@ def test_context_reaches_the_queue_the_mapping_and_the_log_groups(custom_stack):
     # Then each setting landed where it acts
     assert queue["Properties"]["RedrivePolicy"]["maxReceiveCount"] == 3
     assert mapping["Properties"]["BatchSize"] == 5
+    assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 7}
     assert {g["Properties"]["RetentionInDays"] for g in custom_stack.resources("AWS::Logs::LogGroup").values()} == {90}

@@ -212,3 +212,43 @@ def test_a_saturated_engine_takes_no_messages_until_a_worker_frees(local_stack):
 def test_partial_batch_response_rules(payload, expected):
     # Given a batch of messages a, b, c: the response decides what stays (None: the whole batch)
     assert failed_item_ids(payload, {"a", "b", "c"}) == expected
+
+
+@pytest.mark.parametrize("max_concurrency", [1, 3])
+def test_at_most_max_concurrency_invocations_are_in_flight(local_stack, max_concurrency):
+    # Given a poller with the trigger's maximum concurrency, one message per batch, and a function that
+    # holds each invocation for a while
+    url, arn, _ = _queue(local_stack)
+    function = create_function(local_stack, "slow")
+    fake_handlers.reset_in_flight()
+    poller = SqsPoller(
+        sqs_client=local_stack.client("sqs"),
+        queue_url=url,
+        queue_arn=arn,
+        function_name=function,
+        batch_size=1,
+        wait_time_seconds=0,
+        visibility_timeout=30,
+        max_concurrency=max_concurrency,
+    )
+    # When a burst of eight messages arrives
+    _send(local_stack, url, *[json.dumps({"n": n}) for n in range(8)])
+    poller.start()
+    try:
+        wait_until(lambda: poller.stats.deleted, lambda deleted: deleted == 8, timeout=30, describe="8 deletions")
+    finally:
+        poller.stop()
+    # Then the invocations ran that many at once, never more
+    assert fake_handlers.peak_in_flight() == max_concurrency
+    assert poller.stats.peak_in_flight == max_concurrency
+    assert poller.stats.in_flight == 0
+    assert _counts(local_stack, url) == (0, 0)
+
+
+def test_the_stack_poller_takes_the_trigger_maximum_concurrency_from_the_spec(local_stack):
+    # Given the running stack, provisioned from the spec the CDK app deploys
+    # When its poller is built
+    poller = local_stack.new_poller()
+    # Then it runs at most the ingest trigger's maximum concurrency (ingestMaxConcurrency) at once
+    assert poller.max_concurrency == local_stack.spec.intake.max_concurrency == 20
+    assert poller.function_name == local_stack.function_names["ingest"]

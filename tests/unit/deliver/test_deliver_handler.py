@@ -279,6 +279,11 @@ def test_logs_and_metrics_show_the_attempt_but_never_the_secret(
     assert emf["DeliveryAttempt"] == [1.0]
     assert emf["DeliveryFailed"] == [1.0]
     assert "DeliverySucceeded" not in emf
+    assert "DeliveryRetry" not in emf  # the notification's first attempt
+    # And the host and latency ride along as properties for the dashboard's per-host query, not as dimensions
+    assert emf["targetHost"] == "127.0.0.1"
+    assert emf["responseTimeMs"] == emf["DeliveryResponseTime"][0]
+    assert all("targetHost" not in dims for m in emf["_aws"]["CloudWatchMetrics"] for dims in m["Dimensions"])
     attempt_log = next(json.loads(line) for line in logs.splitlines() if "delivery attempt finished" in line)
     assert attempt_log["notificationId"] == "ntf-order-1001"
     assert attempt_log["correlation_id"] == "ntf-order-1001"
@@ -295,3 +300,21 @@ def test_huge_error_body_keeps_the_message_under_the_cause_limit(aws, receiver, 
         lambda_handler(event, lambda_context)
 
     assert len(failure_of(raised)["outcome"]["responseBodyExcerpt"]) == 1024
+
+
+def test_an_attempt_after_the_first_counts_as_a_retry(aws, receiver, load_event, lambda_context, emitted):
+    # Given a notification whose first attempt failed
+    event = load_event("order_created", receiver.base_url)
+    aws.claim("ntf-order-1001", event["executionId"])
+    receiver.script("/webhooks/orders", [Step(500), Step(200)])
+    with pytest.raises(DeliveryRetryableError):
+        lambda_handler(event, lambda_context)
+    emitted()
+    # When the workflow retries it and it succeeds
+    lambda_handler(event, lambda_context)
+    printed, _ = emitted()
+    # Then that attempt is counted as a retry, under its category
+    emf = next(json.loads(line) for line in printed.splitlines() if '"_aws"' in line)
+    assert emf["DeliveryRetry"] == [1.0]
+    assert emf["DeliverySucceeded"] == [1.0]
+    assert emf["category"] == "SUCCESS"
