@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export CDK_DISABLE_VERSION_CHECK := true
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: install test lint style types format run up synth package bench clean lock chromium console screenshot
+.PHONY: install test lint style types format run up synth package bench chaos clean lock chromium console screenshot
 
 LOCKED := requirements/dev.txt
 
@@ -72,6 +72,11 @@ package: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/throughput.py
+
+# 2,000 notifications under receiver and platform faults, reconciled across four sources; exits 1 if an
+# invariant breaks (bench/chaos.py). ARGS go to the script: make chaos ARGS="--mode standard --count 500".
+chaos: $(STAMP)
+	$(PY) bench/chaos.py $(ARGS)
 
 # Re-resolve uv.lock after changing pyproject.toml and export requirements/<group>.txt, hashed.
 # ARGS go to `uv lock`: make lock ARGS=--upgrade, make lock ARGS="--upgrade-package moto".
