@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from infrastructure.spec import TargetPolicy
 from lambdas.shared.constants import RecordStatus
 from notiflow.demo.receiver import add_arguments as add_receiver_arguments
+from notiflow.local.fault_options import add_fault_arguments
 from notiflow.operate.deployment import Deployment, DeploymentNotFoundError, resolve
 from notiflow.operate.queries import RunFilter, list_runs, parse_since, show_run
 from notiflow.shared.jsonutil import to_json
@@ -151,7 +152,12 @@ def cmd_local_up(args: argparse.Namespace) -> int:
             time_scale=args.time_scale,
             out=out,
             on_ready=start_console,
-            settings=StackSettings(target_policy=args.target_policy),
+            settings=StackSettings(
+                target_policy=args.target_policy,
+                faults=args.faults,
+                fault_seed=args.fault_seed,
+                fault_report=str(args.fault_report) if args.faults else None,
+            ),
             lambda_logs=args.lambda_logs,
         )
     finally:
@@ -213,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH|stdout",
         help=f"where the Lambdas' logs and metrics go (default {LOCAL_UP_LOG})",
     )
+    add_fault_arguments(up)
     up.set_defaults(func=cmd_local_up)
 
     receiver = commands.add_parser("receiver", help="a webhook receiver on 127.0.0.1 that checks signatures")

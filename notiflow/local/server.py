@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Final, TextIO
 
 from infrastructure.spec import TargetPolicy
+from notiflow.local.fault_options import add_fault_arguments
 from notiflow.local.stack import EmbeddedStack, StackSettings
 from notiflow.shared.lambda_logs import LOCAL_UP_LOG, destination, lambda_output_to
 
@@ -48,6 +49,11 @@ def usage_text(stack: EmbeddedStack, lambda_logs: Path | None = None) -> str:
         f"  target policy   {TargetPolicy(stack.settings.target_policy).describe()}",
         "  lambda logs     "
         + (f"{lambda_logs} (--lambda-logs stdout shows them here)" if lambda_logs else "on this terminal"),
+    ]
+    if stack.settings.faults:
+        report = stack.settings.fault_report or "in memory only"
+        lines.append(f"  faults          {stack.settings.faults} (seed {stack.settings.fault_seed}; report {report})")
+    lines += [
         "",
         "Credentials are not checked: export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local",
         "Receive webhooks: notiflow receiver --port 8080 --secret " + stack.signing_secret,
@@ -104,7 +110,7 @@ def serve(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m notiflow.local.server [--port N] [--time-scale F] [--max-wait S]``."""
+    """``python -m notiflow.local.server [--port N] [--time-scale F] [--max-wait S] [--faults SPEC ...]``."""
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -112,8 +118,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE)
     parser.add_argument("--max-wait", type=float, default=None, help="cap on real seconds per ASL wait")
     parser.add_argument("--lambda-logs", type=destination, default=LOCAL_UP_LOG)
+    add_fault_arguments(parser)
     args = parser.parse_args(argv)
-    serve(port=args.port, time_scale=args.time_scale, max_wait_seconds=args.max_wait, lambda_logs=args.lambda_logs)
+    settings = StackSettings(
+        faults=args.faults, fault_seed=args.fault_seed, fault_report=str(args.fault_report) if args.faults else None
+    )
+    serve(
+        port=args.port,
+        time_scale=args.time_scale,
+        max_wait_seconds=args.max_wait,
+        lambda_logs=args.lambda_logs,
+        settings=settings,
+    )
 
 
 if __name__ == "__main__":

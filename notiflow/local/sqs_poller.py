@@ -19,7 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from notiflow.local.engine import runtime, scheduler
+from botocore.exceptions import ClientError
+
+from notiflow.local.engine import fault_seams, runtime, scheduler
 
 LOG = logging.getLogger(__name__)
 
@@ -156,7 +158,11 @@ class SqsPoller:
         self._lock = threading.Lock()
 
     def _invoke_in_process(self, function_name: str, event: dict[str, Any]) -> runtime.Invocation:
-        return runtime.invoke_function(function_name, event, account_id=self.account_id, region=self.region)
+        try:
+            return runtime.invoke_function(function_name, event, account_id=self.account_id, region=self.region)
+        except ClientError as refused:  # a throttled invocation: the batch stays on the queue, as an error would
+            code = refused.response["Error"]["Code"]
+            return runtime.Invocation(json.dumps({"errorType": code, "errorMessage": str(refused)}), True)
 
     def saturated(self) -> bool:
         """Whether the engine already has ``max_in_flight`` runs waiting for or holding a worker."""
@@ -185,6 +191,9 @@ class SqsPoller:
             event = {"Records": [to_event_record(m, self.queue_arn, self.region) for m in messages]}
             ids = {m["MessageId"] for m in messages}
             invocation = self._invoker(self.function_name, event)
+            again = {m["MessageId"] for m in fault_seams.duplicates(messages)}
+            if again:  # sqs-duplicate: the same messages handed to the function a second time
+                self._invoker(self.function_name, {"Records": [r for r in event["Records"] if r["messageId"] in again]})
             if invocation.errored:
                 result = BatchResult(
                     received=tuple(m["MessageId"] for m in messages),

@@ -107,6 +107,13 @@ class StackSettings:
     """The SQS poller takes no more messages while this many runs wait for or hold a worker."""
     execution_retention: int | None = 1000
     """Finished runs kept; older ones are evicted (ExecutionDoesNotExist), their records stay. None: all."""
+    express_retention: int | None = 1000
+    """Finished Express runs kept apart (AWS keeps none; locally they stay visible until evicted). None: all."""
+    faults: str | None = None
+    """Platform faults to inject, e.g. ``lambda-throttle=0.05,ddb-throttle=0.05`` (README "Fault injection")."""
+    fault_seed: int = 0
+    fault_report: str | None = None
+    """A JSON file the fault report is kept in, for another process to read; None: in memory only."""
     signing_secret: str | None = None
     log_level: str | None = None
     quiet: bool = True
@@ -255,6 +262,7 @@ class EmbeddedStack:
             max_wait_seconds=self.settings.max_wait_seconds,
             workers=self.settings.engine_workers,
             retention_limit=self.settings.execution_retention,
+            express_retention_limit=self.settings.express_retention,
         )
         engine.cold_start()
         if self.settings.signing_secret is None and _process_secret is None:
@@ -263,6 +271,10 @@ class EmbeddedStack:
         for name in self.lambda_environment():
             self._saved_environ.setdefault(name, os.environ.get(name))
         self._provision()
+        # Faults start once everything is provisioned: they hit the runs, not the setup.
+        engine.faults.configure(
+            self.settings.faults, seed=self.settings.fault_seed, report_path=self.settings.fault_report
+        )
         if self.settings.start_poller:
             self.poller = self.new_poller()
             self.poller.start()
@@ -288,6 +300,7 @@ class EmbeddedStack:
             engine.stop_server(self._server)
             self._server = None
         engine.shutdown()
+        engine.faults.clear()
         with self._clients_lock:
             self._clients.clear()
         if self._saved_execution_mode is not None:

@@ -4,11 +4,8 @@ Every run starts from the input ingest builds for an SQS message (``build_start_
 to a real scripted receiver on 127.0.0.1; the records and both runs' histories are read back.
 
 Interim, until the local engine runs Express state machines (branch ``engine2``): the Express
-definition is started with StartExecution (moto interprets it like any other), not ingest's
-StartSyncExecution; and stock moto 5.2.5 passes the ``states:startExecution`` integration's ASL
-parameters (``StateMachineArn``, ``Name``, ``Input``) to boto unconverted, so this module converts
-them (:func:`start_execution_integration`). Paths that need two Express runs under one name (a
-takeover, a redelivered message) wait for that engine too.
+definition is started with StartExecution, not ingest's StartSyncExecution. Paths that need two
+Express runs under one name (a takeover, a redelivered message) wait for that engine too.
 """
 
 from __future__ import annotations
@@ -22,7 +19,6 @@ from typing import Any
 
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_sfn
 
 from lambdas.ingest.starter import build_start_request
 from lambdas.shared.constants import REPLAY_ATTRIBUTE, DeliveryMode
@@ -36,23 +32,6 @@ from workflows.definition import default_retry_policy, fast_path_attempts
 FIRST_TRY = ["Validate", "Deduplicate", "IsClaimed", "Deliver", "RecordSuccess", "Delivered"]
 HAND_OVER_TAIL = ["TransferClaim", "StartStandard", "HandedOver"]
 _deserializer = TypeDeserializer()
-_BOTO_NAMES = {"StateMachineArn": "stateMachineArn", "Name": "name", "Input": "input"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def start_execution_integration() -> Iterator[None]:
-    """Interim: give moto's ``states:startExecution`` integration the parameter names boto expects."""
-    original = state_task_service_sfn.StateTaskServiceSfn._normalise_parameters
-
-    def normalise(self: Any, parameters: dict[str, Any], *args: Any, **kwargs: Any) -> None:
-        original(self, parameters, *args, **kwargs)
-        for asl_name, boto_name in _BOTO_NAMES.items():
-            if asl_name in parameters:
-                parameters[boto_name] = parameters.pop(asl_name)
-
-    state_task_service_sfn.StateTaskServiceSfn._normalise_parameters = normalise  # type: ignore[method-assign]
-    yield
-    state_task_service_sfn.StateTaskServiceSfn._normalise_parameters = original  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="module")

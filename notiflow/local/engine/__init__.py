@@ -8,6 +8,7 @@ moto in execution mode interprets the real ASL. The engine adapts it, one module
 - :mod:`.executions`: the local Execution on the pool, StartExecution, snapshots, listeners.
 - :mod:`.mock_configs`: Step Functions Local ``MockConfigFile`` test cases (``arn#TestCase``).
 - :mod:`.redrive`: RedriveExecution and ``$$.Execution.RedriveCount``.
+- :mod:`.express`: ``type=EXPRESS`` runs, StartSyncExecution, the ``states:startExecution`` task.
 - :mod:`.storage`: atomic conditional writes in moto's DynamoDB.
 - :mod:`.retention`: finished runs beyond the retention are evicted; moto tracks no Items or Messages.
 - :mod:`.speed`: parse once, call moto in-process, share snapshots (each switchable for benchmarks).
@@ -16,20 +17,21 @@ moto in execution mode interprets the real ASL. The engine adapts it, one module
 :mod:`.internals` is the one table of the moto internals all of them patch or use; :func:`install`
 and :func:`uninstall` apply and remove exactly its rows, and ``tests/local/test_engine_guard.py``
 checks each row against moto. Nothing is patched at import: a stack installs the engine when it
-starts, the pytest plugin when pytest configures. Further concerns (an Express runner using moto's
-interpreter for ``type=EXPRESS``, fault injection at the seams :func:`runtime.invoke_moto_function`,
-the DynamoDB backend and the SQS poller, API-fidelity fixes) are new modules with their own rows.
+starts, the pytest plugin when pytest configures. Further concerns (fault injection at the seams
+:func:`runtime.invoke_moto_function`, the DynamoDB backend and the SQS poller, API-fidelity fixes)
+are new modules with their own rows.
 
 Retention: the engine keeps the most recent ``retention`` finished runs (1,000 by default, the
 ``StackSettings.execution_retention`` setting); older ones answer ``ExecutionDoesNotExist`` like a
 run past its retention period on AWS, while their DynamoDB records stay (see :mod:`.retention`).
+Express runs have their own budget (``StackSettings.express_retention``, also 1,000 by default).
 """
 
 from __future__ import annotations
 
 from moto.core import DEFAULT_ACCOUNT_ID
 
-from notiflow.local.engine import clock, retention, runtime, scheduler, speed
+from notiflow.local.engine import clock, faults, retention, runtime, scheduler, speed
 from notiflow.local.engine.clock import WaitRecord, clear_recent_waits, configure_time, recent_waits, time_scale
 from notiflow.local.engine.executions import LocalExecution, add_execution_listener
 from notiflow.local.engine.internals import MOTO_VERSION, PATCHES, USES
@@ -72,6 +74,7 @@ __all__ = [
     "configure",
     "configure_time",
     "current_mock_config",
+    "faults",
     "install",
     "invoke_function",
     "is_installed",
@@ -96,11 +99,12 @@ def configure(
     max_wait_seconds: float | None = None,
     workers: int = scheduler.DEFAULT_WORKERS,
     retention_limit: int | None = retention.DEFAULT_LIMIT,
+    express_retention_limit: int | None = retention.DEFAULT_LIMIT,
 ) -> None:
-    """Settings of the engine for the stack about to run (defaults: real time, 4 workers, 1,000 runs kept)."""
+    """Settings of the engine for the stack about to run (defaults: real time, 4 workers, 1,000 runs of each kind)."""
     clock.configure_time(time_scale, max_wait_seconds)
     scheduler.configure(workers)
-    retention.configure(retention_limit)
+    retention.configure(retention_limit, express_retention_limit)
 
 
 def reset() -> None:

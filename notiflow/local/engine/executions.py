@@ -23,6 +23,7 @@ from typing import Any, Final, cast
 
 from moto.stepfunctions.exceptions import InvalidName
 from moto.stepfunctions.models import StateMachine
+from moto.stepfunctions.parser.api import StateMachineType
 from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import EvalTimeoutError
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.component.program.program import Program
@@ -58,6 +59,8 @@ def add_execution_listener(listener: Callable[[Execution], None]) -> Callable[[]
 
 
 def _finished(execution: Execution) -> None:
+    if isinstance(execution, LocalExecution):
+        execution.ended()
     retention.finished(execution)
     for listener in list(_listeners):
         try:
@@ -86,8 +89,14 @@ class InlineProgram:
 
 
 def run_program(program: Program, env: Environment, worker: LocalExecutionWorker) -> None:
-    """Evaluate ``program`` from ``env.next_state_name`` on this thread, timing out as Program.eval does."""
-    timeout = program.timeout_seconds.timeout_seconds if program.timeout_seconds else None
+    """Evaluate ``program`` from ``env.next_state_name`` on this thread, timing out as Program.eval does.
+
+    The run times out at the definition's TimeoutSeconds or at its workflow type's longest run
+    (``max_duration_seconds``: an Express run's five minutes), whichever comes first.
+    """
+    limits: list[float | None] = [program.timeout_seconds.timeout_seconds if program.timeout_seconds else None]
+    limits.append(worker.max_duration_seconds)
+    timeout = min((limit for limit in limits if limit), default=None)
     timer = None
     if timeout:
 
@@ -109,6 +118,9 @@ def run_program(program: Program, env: Environment, worker: LocalExecutionWorker
 
 class LocalExecutionWorker(ExecutionWorker):
     """ExecutionWorker on the pool, with a cached program, RedriveCount and redrive."""
+
+    max_duration_seconds: float | None = None
+    """The longest run of the workflow type (None: a Standard run's year is not enforced)."""
 
     def __init__(self, *, execution: LocalExecution, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -174,6 +186,11 @@ class LocalExecution(redrive.Redrivable, Execution):
         self.mock_test_case = _mock_test_case.get()
         self.owner_executions: list[Any] | None = None
 
+    is_express = False
+
+    def ended(self) -> None:
+        """The run ended (its status is final until a redrive); called before retention and listeners."""
+
     def evaluation_details(self) -> EvaluationDetails:
         """What the worker evaluates: the execution, its state machine snapshot, the account."""
         return EvaluationDetails(
@@ -220,6 +237,11 @@ def start_execution(original: Callable[..., Execution]) -> Callable[..., Executi
                 raise InvalidName(f"Invalid mock test case name '{test_case_name}': {exc}") from None
         token = _mock_test_case.set(mock_test_case)
         try:
+            if getattr(state_machine, "type", None) == StateMachineType.EXPRESS:
+                # Express names do not deduplicate; the run gets an Express ARN (see .express).
+                from notiflow.local.engine import express
+
+                return express.start_express(self, state_machine, name, execution_input, trace_header)
             execution = original(self, base_arn, name or str(uuid.uuid4()), execution_input, trace_header)
         finally:
             _mock_test_case.reset(token)

@@ -15,7 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from notiflow.local.engine import clock, executions, mock_configs, redrive, retention, runtime, speed, storage
+from notiflow.local.engine import (
+    clock,
+    executions,
+    express,
+    fault_seams,
+    mock_configs,
+    redrive,
+    retention,
+    runtime,
+    speed,
+    storage,
+)
 
 MOTO_VERSION: Final = "5.2.5"
 P: Final = "moto.stepfunctions.parser"
@@ -92,6 +103,13 @@ _WRITES: Final = {
     "condition_expression, return_values_on_condition_check_failure",
     "transact_write_items": "self, transact_items",
     "batch_write_item": "self",
+}
+
+_READS: Final = {
+    "get_item": "self, table_name, keys, projection_expressions",
+    "query": "self, table_name, hash_key_dict, range_comparison, range_value_dicts, limit, exclusive_start_key, "
+    "scan_index_forward, projection_expressions, index_name, consistent_read, expr_names, expr_values, "
+    "filter_expression, hash_key_conditions, range_key_conditions, filter_kwargs",
 }
 
 PATCHES: Final[tuple[Patch, ...]] = (
@@ -177,6 +195,45 @@ PATCHES: Final[tuple[Patch, ...]] = (
         Expect(params="self, env", source_sha256="c56deda08a42e98d3958bfb2ab95de74c7ec7a515085614a80e1ea4948722485"),
         wraps=True,
     ),
+    # -- express: Express state machines ------------------------------------------------------------
+    Patch(
+        "moto.stepfunctions.responses:StepFunctionResponse",
+        "start_sync_execution",
+        express.start_sync_execution,
+        "StartSyncExecution (moto has none): an Express run, answered when it ends, with billingDetails",
+        "express",
+        Expect(absent=True),
+    ),
+    Patch(
+        "moto.stepfunctions.models:StepFunctionBackend",
+        "_validate_execution_arn",
+        express.validate_execution_arn,
+        "moto accepts only ':execution:' ARNs; Express runs are 'arn:...:express:<machine>:<name>:<id>'",
+        "express",
+        Expect(params="self, execution_arn", calls=("accepted_exec_arn_format",)),
+        wraps=True,
+    ),
+    Patch(
+        f"{TASK}.service.state_task_service_sfn:StateTaskServiceSfn",
+        "_normalise_parameters",
+        express.startexecution_parameters,
+        "the states:startExecution task passes ASL names (StateMachineArn, Name, Input) to boto unconverted",
+        "express",
+        Expect(params="self, parameters, boto_service_name, service_action_name", calls=('"start_execution"',)),
+        wraps=True,
+    ),
+    Patch(
+        f"{TASK}.service.state_task_service_sfn:StateTaskServiceSfn",
+        "_normalise_response",
+        express.startexecution_result,
+        "the states:startExecution task's result reaches the state with boto's names; AWS gives ExecutionArn",
+        "express",
+        Expect(
+            params="self, response, boto_service_name, service_action_name",
+            inherited_from=f"{TASK}.service.state_task_service:StateTaskService",
+        ),
+        wraps=True,
+    ),
     # -- mock_configs --------------------------------------------------------------------------------
     Patch(
         f"{TASK}.service.state_task_service_dynamodb:StateTaskServiceDynamoDB",
@@ -217,6 +274,37 @@ PATCHES: Final[tuple[Patch, ...]] = (
             wraps=True,
         )
         for method, params in _WRITES.items()
+    ),
+    # -- faults: injection at the seams (idle unless a spec is configured) ---------------------------
+    Patch(
+        f"{P}.asl.component.state.state:CommonStateField",
+        "_eval_body",
+        fault_seams.crash_after_state,
+        "crash-after-state: a run may be lost right after a state completed (its exit event written)",
+        "faults",
+        Expect(params="self, env", calls=("self._set_next(env)", "state_exited_event_type")),
+        wraps=True,
+    ),
+    *(
+        Patch(
+            "moto.dynamodb.models:DynamoDBBackend",
+            method,
+            fault_seams.throttled,
+            "ddb-throttle: the backend refuses a read with ProvisionedThroughputExceededException (writes: storage)",
+            "faults",
+            Expect(params=params),
+            wraps=True,
+        )
+        for method, params in _READS.items()
+    ),
+    Patch(
+        "requests.adapters:HTTPAdapter",
+        "send",
+        fault_seams.crash_after_send,
+        "crash-after-send: not moto, but the one place a handler's HTTP request is known to have been answered",
+        "faults",
+        Expect(params="self, request, stream, timeout, verify, cert, proxies"),
+        wraps=True,
     ),
     # -- retention: bounded memory -------------------------------------------------------------------
     Patch(
@@ -406,6 +494,20 @@ USES: Final[tuple[Use, ...]] = (
         params="region, service, state_credentials",
         calls=("boto3.client(",),
     ),
+    _use(
+        f"{TASK}.service.state_task_service_sfn:StateTaskServiceSfn",
+        "_from_error",
+        "a failed startExecution call is the error name StepFunctions.<Code>Exception",
+        params="self, env, ex",
+        calls=('f"StepFunctions.{error_code}Exception"',),
+    ),
+    _use(
+        "moto.stepfunctions.models:StateMachineInstance",
+        "__init__",
+        "the type given at creation is kept in .type (sm_type stays STANDARD)",
+        calls=('self.type = sm_type or "STANDARD"',),
+    ),
+    _use(f"{P}.asl.eval.evaluation_details:StateMachineDetails", "__init__", "typ", calls=("self.typ = typ",)),
     _use(f"{P}.mocking.mock_config", "MockTestCase", "Step Functions Local test cases", kind=type),
     _use(f"{P}.mocking.mock_config", "MockedResponseReturn", "a mocked Return", kind=type),
     _use(f"{P}.mocking.mock_config", "MockedResponseThrow", "a mocked Throw", kind=type),

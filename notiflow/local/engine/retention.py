@@ -7,6 +7,11 @@ and GetExecutionHistory of an evicted run answer ``ExecutionDoesNotExist`` and L
 longer lists it, as AWS does for a run past its retention period, and its name can be used again.
 The DynamoDB records those runs wrote stay. Running runs are never evicted.
 
+Express runs are counted apart (``StackSettings.express_retention``, 1,000 by default): AWS keeps
+no Express run at all (only what CloudWatch Logs received), so locally they stay visible only as a
+debugging aid, and a burst of them must not push the Standard runs an operator reads out of view.
+An evicted run is no longer referenced by the engine, so its history and worker are freed.
+
 Instance tracking. moto's ``BaseModel`` appends every model object it ever builds to its class's
 ``instances_tracked`` (for the moto dashboard), so every DynamoDB Item (a Scan copies each one) and
 every SQS Message (each receive copies it) stayed alive forever. Items and Messages are built
@@ -25,29 +30,43 @@ from moto.stepfunctions.parser.api import ExecutionStatus
 DEFAULT_LIMIT: Final = 1000
 _PRUNE_THREADS_EVERY: Final = 200
 
+STANDARD: Final = "standard"
+EXPRESS: Final = "express"
+
 _lock = threading.Lock()
-_limit: int | None = DEFAULT_LIMIT
-_finished: collections.OrderedDict[str, Any] = collections.OrderedDict()
+_limits: dict[str, int | None] = {STANDARD: DEFAULT_LIMIT, EXPRESS: DEFAULT_LIMIT}
+_finished: dict[str, collections.OrderedDict[str, Any]] = {
+    STANDARD: collections.OrderedDict(),
+    EXPRESS: collections.OrderedDict(),
+}
 _evicted = 0
 _ends = 0
 
 
-def configure(limit: int | None = DEFAULT_LIMIT) -> None:
-    """Keep at most ``limit`` finished runs (None: all of them)."""
-    global _limit
-    if limit is not None and limit < 0:
+def configure(limit: int | None = DEFAULT_LIMIT, express_limit: int | None = DEFAULT_LIMIT) -> None:
+    """Keep at most ``limit`` finished Standard runs and ``express_limit`` Express runs (None: all of them)."""
+    if (limit is not None and limit < 0) or (express_limit is not None and express_limit < 0):
         raise ValueError("the retention must not be negative")
     with _lock:
-        _limit = limit
-    _evict_beyond_limit()
+        _limits[STANDARD] = limit
+        _limits[EXPRESS] = express_limit
+    for kind in _finished:
+        _evict_beyond_limit(kind)
 
 
 def reset() -> None:
     """Forget every run (moto's backends were reset)."""
     global _evicted
     with _lock:
-        _finished.clear()
+        for runs in _finished.values():
+            runs.clear()
         _evicted = 0
+
+
+def kept(kind: str = STANDARD) -> int:
+    """How many finished runs of ``kind`` the engine keeps now."""
+    with _lock:
+        return len(_finished[kind])
 
 
 def evicted_count() -> int:
@@ -58,24 +77,28 @@ def evicted_count() -> int:
 def finished(execution: Any) -> None:
     """A run ended (also after a redrive): it is now the most recent, older ones may go."""
     global _ends
+    kind = EXPRESS if getattr(execution, "is_express", False) else STANDARD
     with _lock:
-        _finished.pop(execution.exec_arn, None)
-        _finished[execution.exec_arn] = execution
+        runs = _finished[kind]
+        runs.pop(execution.exec_arn, None)
+        runs[execution.exec_arn] = execution
         _ends += 1
         prune = _ends % _PRUNE_THREADS_EVERY == 0
     if prune:
         # moto appends every interpreter thread (Map, Parallel, callbacks) to TMP_THREADS and never removes one.
         parser_utils.TMP_THREADS[:] = [thread for thread in parser_utils.TMP_THREADS if thread.is_alive()]
-    _evict_beyond_limit()
+    _evict_beyond_limit(kind)
 
 
-def _evict_beyond_limit() -> None:
+def _evict_beyond_limit(kind: str) -> None:
     global _evicted
+    runs = _finished[kind]
     while True:
         with _lock:
-            if _limit is None or len(_finished) <= _limit:
+            limit = _limits[kind]
+            if limit is None or len(runs) <= limit:
                 return
-            _, execution = _finished.popitem(last=False)
+            _, execution = runs.popitem(last=False)
         if execution.exec_status == ExecutionStatus.RUNNING:
             continue  # redriven meanwhile; it comes back when it ends
         owner = getattr(execution, "owner_executions", None)

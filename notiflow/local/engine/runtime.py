@@ -37,6 +37,8 @@ from moto.awslambda.exceptions import InvalidParameterValueException
 from moto.awslambda.utils import get_backend as get_lambda_backend
 from moto.core import DEFAULT_ACCOUNT_ID
 
+from notiflow.local.engine import fault_seams
+
 DEFAULT_TIMEOUT_SECONDS: Final = 3
 
 
@@ -266,15 +268,24 @@ def invoke(function: Any, event: Any, *, invoked_function_arn: str | None = None
     )
     key = function.function_arn
     invocation = None
-    if key not in _warm:
-        # One cold start per function; the invocations that queued behind it run concurrently once it is warm.
-        with _init_locks.setdefault(key, threading.Lock()):
+    injected = fault_seams.before_invoke(function, event)  # raises a throttle; arms a timeout or a crash
+    with fault_seams.invocation(injected):
+        try:
             if key not in _warm:
+                # One cold start per function; the invocations that queued behind it run concurrently once warm.
+                with _init_locks.setdefault(key, threading.Lock()):
+                    if key not in _warm:
+                        invocation = _run_handler(function, event, context)
+                        _warm.add(key)
+            if invocation is None:
                 invocation = _run_handler(function, event, context)
-                _warm.add(key)
-    if invocation is None:
-        invocation = _run_handler(function, event, context)
-    if time.monotonic() - started > timeout:
+        except fault_seams.SandboxCrash:
+            _warm.add(key)
+    fault = fault_seams.after_invoke(injected)
+    if fault == "Runtime.ExitError" or invocation is None:
+        message = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
+        return Invocation(_error_payload("Runtime.ExitError", message, request_id, []), True)
+    if fault == "Sandbox.Timedout" or time.monotonic() - started > timeout:
         message = f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"
         return Invocation(_error_payload("Sandbox.Timedout", message, request_id, []), True)
     return invocation
@@ -294,7 +305,10 @@ def invoke_moto_function(function: Any, body: str) -> Invocation:
     The Invoke API, the SQS poller and Lambda tasks all come here, so they share one runtime path.
     """
     response_headers: dict[str, Any] = {}
-    payload = function.invoke(body, {}, response_headers)
+    try:
+        payload = function.invoke(body, {}, response_headers)
+    except fault_seams.LambdaThrottledError as refused:
+        raise fault_seams.as_client_error(refused) from None
     text = payload.decode("utf-8") if isinstance(payload, bytes) else str(payload)
     return Invocation(text, "x-amz-function-error" in response_headers)
 

@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from notiflow.local.engine import fault_seams
+
 _lock = threading.RLock()
 
 
@@ -21,6 +23,7 @@ def atomic(write: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(write)
     def atomic_write(self: Any, *args: Any, **kwargs: Any) -> Any:
+        fault_seams.throttle_dynamodb(self, write.__name__, args, kwargs)  # ddb-throttle, when configured
         with _lock:
             return write(self, *args, **kwargs)
 
