@@ -54,7 +54,7 @@ from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local import engine
 from notiflow.local.stack import EmbeddedStack, StackSettings
-from notiflow.shared.waiting import wait_until
+from notiflow.shared.waiting import WaitTimeoutError, wait_until
 from tests.corpus.cases import CorpusCase, load_corpus
 
 TERMINAL_WRITES: Final = {
@@ -68,6 +68,10 @@ TERMINAL_WRITES: Final = {
 FAILED_RUN_ENDS: Final = frozenset({"FailureGate", "Rejected"})
 THROTTLING: Final = ("TooManyRequests", "Throttl", "ProvisionedThroughputExceeded", "RequestLimitExceeded")
 CONDITIONAL_CHECK: Final = "DynamoDB.ConditionalCheckFailedException"
+PLATFORM_FAULTS: Final = (
+    "lambda-throttle=0.03,lambda-timeout=0.005,ddb-throttle=0.03,sqs-duplicate=0.02,crash-after-send=0.005"
+)
+"""What ``make chaos`` injects in the engine (README "Fault injection"): every kind the issue names."""
 FAULT_KINDS: Final = (
     "500",
     "502",
@@ -87,11 +91,11 @@ class ChaosConfig:
 
     count: int = 2000
     hosts: int = 20
-    fault_rate: float = 0.30
+    fault_rate: float = 0.25
     duplicate_rate: float = 0.05
     bad_messages: int = 50
     permanent_rate: float = 0.02
-    dead_host_rate: float = 0.01
+    dead_host_rate: float = 0.004
     slow_ok_rate: float = 0.03
     host_limit: int = 2
     delivery_mode: str = "standard"
@@ -227,7 +231,6 @@ def receivers(config: ChaosConfig, secret: str) -> Iterator[dict[str, WebhookRec
 
 
 def stack_settings(config: ChaosConfig) -> StackSettings:
-    extra: dict[str, Any] = {"faults": config.faults} if config.faults else {}
     return StackSettings(
         time_scale=config.time_scale,
         max_wait_seconds=config.max_wait_seconds,
@@ -238,9 +241,11 @@ def stack_settings(config: ChaosConfig) -> StackSettings:
         host_max_in_flight=config.host_limit,
         engine_workers=config.engine_workers,
         execution_retention=None,
+        express_retention=None,
         poller_wait_seconds=0,
         log_level="ERROR",
-        **extra,
+        faults=config.faults or None,
+        fault_seed=config.seed,
     )
 
 
@@ -335,17 +340,19 @@ def run(config: ChaosConfig, log: Any = print) -> ChaosReport:
         )
         sent = _send_all(stack, messages)
         deadline = config.deadline_seconds - (time.monotonic() - started)
-        wait_until(
-            lambda: _settled(stack),
-            lambda state: state == (0, 0),
-            timeout=max(1.0, deadline),
-            interval=0.5,
-            max_interval=2.0,
-            describe=lambda state: f"every run to end; (queued messages, running runs) = {state}",
-        )
-        # A run that just ended may still be finishing its write; the queue is empty and nothing runs.
+        try:
+            wait_until(
+                lambda: _settled(stack),
+                lambda state: state == (0, 0),
+                timeout=max(1.0, deadline),
+                interval=0.5,
+                max_interval=2.0,
+                describe=lambda state: f"every run to end; (queued messages, running runs) = {state}",
+            )
+        except WaitTimeoutError as exc:
+            report.violations.append(Violation(1, f"not settled within {config.deadline_seconds:.0f} s: {exc}"))
         elapsed = time.monotonic() - started
-        log(f"every run ended after {elapsed:.0f} s; reconciling")
+        log(f"runs ended after {elapsed:.0f} s; reconciling")
         fault_report = _fault_report(stack)
         reconcile(report, stack, live, dead_host, planned, cases, sent, fault_report)
         report.figures["elapsed seconds"] = round(elapsed)
@@ -353,9 +360,11 @@ def run(config: ChaosConfig, log: Any = print) -> ChaosReport:
 
 
 def _fault_report(stack: EmbeddedStack) -> dict[str, Any]:
-    """Platform faults the engine injected (empty without fault injection)."""
-    reporter = getattr(engine, "fault_report", None)
-    return dict(reporter()) if callable(reporter) else {}
+    """Platform faults the engine injected, with what each hit (read before the stack stops and clears it)."""
+    report = engine.faults.report()
+    if report.get("dropped"):
+        raise RuntimeError(f"{report['dropped']} fault hits were not kept; the reconciliation would be blind to them")
+    return report
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,6 +385,7 @@ class RunFacts:
     cause: str | None
     terminal_writes: list[str]
     conditional_rejections: int
+    host_busy: int
 
 
 def _api(stack: EmbeddedStack, service: str) -> Any:
@@ -400,7 +410,7 @@ def _run_facts(stack: EmbeddedStack, summary: dict[str, Any]) -> RunFacts:
     last_state = None
     current = None
     writes: list[str] = []
-    rejections = 0
+    rejections = busy = 0
     error = cause = None
     for event in history:
         kind = event["type"]
@@ -410,8 +420,10 @@ def _run_facts(stack: EmbeddedStack, summary: dict[str, Any]) -> RunFacts:
             current = last_state = event["stateEnteredEventDetails"]["name"]
         elif kind == "TaskSucceeded" and current in TERMINAL_WRITES:
             writes.append(TERMINAL_WRITES[current])
-        elif kind == "TaskFailed" and event["taskFailedEventDetails"].get("error") == CONDITIONAL_CHECK:
-            rejections += 1
+        elif kind == "TaskFailed":
+            task_error = event["taskFailedEventDetails"].get("error")
+            rejections += task_error == CONDITIONAL_CHECK
+            busy += task_error == "HostBusyError"
         elif kind == "ExecutionFailed":
             details = event.get("executionFailedEventDetails", {})
             error, cause = details.get("error"), details.get("cause")
@@ -425,6 +437,7 @@ def _run_facts(stack: EmbeddedStack, summary: dict[str, Any]) -> RunFacts:
         cause=cause,
         terminal_writes=writes,
         conditional_rejections=rejections,
+        host_busy=busy,
     )
 
 
@@ -451,9 +464,7 @@ def reconcile(
     by_id = {item.notification_id: item for item in planned}
     case_by_name = {case.name: case for case in cases}
     crash_hits = Counter(
-        str(hit.get("notification") or hit.get("subject") or "")
-        for hit in fault_report.get("hits", [])
-        if hit.get("kind") == "crash-after-send"
+        str(hit.get("notification")) for hit in fault_report.get("hits", []) if hit.get("kind") == "crash-after-send"
     )
 
     # 1. one terminal record per message; nothing PROCESSING; queues empty
@@ -567,6 +578,7 @@ def reconcile(
             "runs": {f"{machine} {status}": count for (machine, status), count in sorted(run_status.items())},
             "conditional-check rejections": sum(facts.conditional_rejections for facts in runs),
             "peak in flight": max(peaks.values(), default=0),
+            "host busy": sum(facts.host_busy for facts in runs),
             "duplicate deliveries of a SUCCESS": duplicates_of_success,
             "platform faults": dict(fault_report.get("counts", {})),
             "DLQ": dlq,
@@ -594,6 +606,8 @@ def table(report: ChaosReport) -> str:
     records = f.get("records", {})
     attempts = f["receiver requests"] + f["refused attempts"]
     faults = f["receiver faults"] + f["refused attempts"]
+    injected = ", ".join(f"{kind} {count}" for kind, count in sorted(f["platform faults"].items()) if count)
+    platform = (injected or "none hit") if report.config.faults else "off"
     rows = [
         ("mode", report.config.delivery_mode),
         (
@@ -611,9 +625,12 @@ def table(report: ChaosReport) -> str:
         ("records", ", ".join(f"{k} {v}" for k, v in sorted(records.items()))),
         ("runs", ", ".join(f"{k} {v}" for k, v in f["runs"].items())),
         ("conditional-check rejections", str(f["conditional-check rejections"])),
-        ("peak in flight per host", f"{f['peak in flight']} (limit {report.config.host_limit})"),
+        (
+            "peak in flight per host",
+            f"{f['peak in flight']} (limit {report.config.host_limit}); {f['host busy']} attempts waited for a slot",
+        ),
         ("duplicate deliveries of a SUCCESS", str(f["duplicate deliveries of a SUCCESS"])),
-        ("platform faults injected", ", ".join(f"{k} {v}" for k, v in sorted(f["platform faults"].items())) or "off"),
+        ("platform faults injected", platform),
         ("DLQ", str(f["DLQ"])),
         ("elapsed", f"{f.get('elapsed seconds', '?')} s"),
     ]
@@ -637,8 +654,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=2000, help="notifications (default 2000)")
     parser.add_argument("--hosts", type=int, default=20, help="receiver hosts on 127.0.0.x (default 20)")
     parser.add_argument("--mode", choices=["standard", "fast-path"], default="standard", help="delivery mode")
-    parser.add_argument("--faults", default=None, help="platform fault spec for the engine (off by default)")
-    parser.add_argument("--fault-rate", type=float, default=0.30, help="receiver fault probability per attempt")
+    parser.add_argument(
+        "--faults", default=PLATFORM_FAULTS, help=f"the engine's platform fault spec (default {PLATFORM_FAULTS})"
+    )
+    parser.add_argument("--no-platform-faults", action="store_true", help="receiver faults only")
+    parser.add_argument("--fault-rate", type=float, default=0.25, help="receiver fault probability per attempt")
     parser.add_argument("--host-limit", type=int, default=2, help="per-host deliveries in flight")
     parser.add_argument("--seed", type=int, default=8)
     args = parser.parse_args(argv)
@@ -646,7 +666,7 @@ def main(argv: list[str] | None = None) -> int:
         count=args.count,
         hosts=args.hosts,
         delivery_mode=args.mode,
-        faults=args.faults,
+        faults=None if args.no_platform_faults else args.faults,
         fault_rate=args.fault_rate,
         host_limit=args.host_limit,
         seed=args.seed,
