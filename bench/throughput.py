@@ -12,9 +12,10 @@ local receiver (200 at once, signatures checked):
   engine's service integration uses. The handlers' own AWS calls go over HTTP to the stack, as
   they do inside the engine.
 - end to end: the notifications are sent to the intake queue in batches of 10; the stack's SQS
-  poller hands them to the real ingest handler, which starts one execution each; the interpreter
-  runs the repository's definition, with the same handlers, to ``Delivered``. The clock stops when
-  every run has SUCCEEDED (an in-process listener, no polling of the API).
+  poller hands them to the real ingest handler, which starts one execution each (in ``fast-path``
+  mode, the default, a synchronous Express run; ``--delivery-mode standard``, a Standard run); the
+  interpreter runs the repository's definition, with the same handlers, to ``Delivered``. The clock
+  stops when every run has SUCCEEDED (an in-process listener, no polling of the API).
 
 So the baseline leaves out exactly what the engine adds: the SQS transport, StartExecution and the
 interpreter. Both sides are warmed up first (imports, first invocations, parsed definition); each
@@ -46,7 +47,7 @@ from lambdas.deduplicate.handler import lambda_handler as deduplicate
 from lambdas.deliver.handler import lambda_handler as deliver
 from lambdas.ingest.starter import build_start_request
 from lambdas.shared.clock import utc_iso
-from lambdas.shared.constants import STEP_DEDUPLICATE, STEP_DELIVER, STEP_VALIDATE
+from lambdas.shared.constants import STEP_DEDUPLICATE, STEP_DELIVER, STEP_VALIDATE, DeliveryMode
 from lambdas.validate.handler import lambda_handler as validate
 from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local import engine
@@ -177,8 +178,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--warmup", type=int, default=20, help="notifications per side before measuring")
+    parser.add_argument(
+        "--delivery-mode",
+        choices=[mode.value for mode in DeliveryMode],
+        default=None,
+        help="the workflow ingest runs (default: the stack's, fast-path); the loop does a first-try success's work",
+    )
     args = parser.parse_args()
-    settings = StackSettings(time_scale=0.0001, log_level="ERROR")
+    settings = StackSettings(time_scale=0.0001, log_level="ERROR", delivery_mode=args.delivery_mode)
     report = sys.stdout
     # The in-process Lambdas print EMF metric lines to stdout, as on AWS; keep them out of the figures.
     with (

@@ -37,6 +37,9 @@ READ_TIMEOUT_SECONDS = 1.0
 KEPT_PORT = 4599
 CONSOLE_PORT = 4600
 RUN_DEADLINE_SECONDS = 120.0
+VISIBILITY_TIMEOUT_SECONDS = 2
+"""The intake queue's visibility timeout in the demo: a message left on the queue (the duplicate send
+found the first run's claim BUSY) comes back in seconds, not after the deployed half hour."""
 
 
 @dataclass
@@ -209,7 +212,12 @@ def run_demo(
     started = time.monotonic()
     if keep_running and not port:
         port = KEPT_PORT
-    settings = StackSettings(port=port or None, time_scale=time_scale, read_timeout_seconds=READ_TIMEOUT_SECONDS)
+    settings = StackSettings(
+        port=port or None,
+        time_scale=time_scale,
+        read_timeout_seconds=READ_TIMEOUT_SECONDS,
+        queue_visibility_timeout_seconds=VISIBILITY_TIMEOUT_SECONDS,
+    )
     if delivery_mode is not None:
         settings = StackSettings(**{**settings.__dict__, "delivery_mode": delivery_mode})
     print(f"Starting the embedded stack (time scale {time_scale:g}) and a webhook receiver on 127.0.0.1 ...", file=out)

@@ -76,11 +76,10 @@ class StackSettings:
     """Everything that can differ between two local stacks.
 
     Settings left at None take the deployed value from the spec (infrastructure/spec.py), so a
-    default local stack runs what AWS runs; only ``target_policy`` differs by default (receivers
-    on 127.0.0.1 are allowed, see :class:`TargetPolicy`).
-
-    ``delivery_mode`` defaults to ``standard`` locally for now: the local engine does not run
-    Express state machines (StartSyncExecution) yet. Both state machines are provisioned either way.
+    default local stack runs what AWS runs (``delivery_mode`` included: ``fast-path``, ingest runs
+    the Express workflow with StartSyncExecution); only ``target_policy`` differs by default
+    (receivers on 127.0.0.1 are allowed, see :class:`TargetPolicy`). Both state machines are
+    provisioned in either mode.
     """
 
     port: int | None = None
@@ -92,7 +91,7 @@ class StackSettings:
     queue_visibility_timeout_seconds: int | None = None
     max_receive_count: int | None = None
     target_policy: TargetPolicy = TargetPolicy.LOCAL
-    delivery_mode: DeliveryMode | str | None = DeliveryMode.STANDARD
+    delivery_mode: DeliveryMode | str | None = None
     fast_path_retries: int | None = None
     fast_path_lease_seconds: int | None = None
     """An Express claim's lease; None derives it as deployed. Tests shorten it with their time scale."""

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from lambdas.ingest.starter import execution_name
+from lambdas.shared.constants import DeliveryMode
 from notiflow.console.server import ConsoleServer
 from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local.fixtures import stack_settings_for_tests, wait_for_execution
@@ -50,7 +51,8 @@ SCENARIO: dict[str, tuple[str, str | None, list[Step]]] = {
 
 @pytest.fixture(scope="package")
 def console_stack() -> Iterator[EmbeddedStack]:
-    with EmbeddedStack(stack_settings_for_tests()) as stack:
+    # Standard mode: the console's pages read one Standard run per notification (Express runs are not shown yet).
+    with EmbeddedStack(stack_settings_for_tests(delivery_mode=DeliveryMode.STANDARD)) as stack:
         yield stack
 
 

@@ -6,8 +6,16 @@ from collections.abc import Iterator
 
 import pytest
 
+from lambdas.shared.constants import DeliveryMode
 from notiflow.demo.receiver import WebhookReceiver
-from notiflow.local.stack import EmbeddedStack
+from notiflow.local.fixtures import stack_settings_for_tests
+from notiflow.local.stack import EmbeddedStack, StackSettings
+
+
+@pytest.fixture(scope="module")
+def local_stack_settings() -> StackSettings:
+    """Standard mode: the operator commands under test read one Standard run per notification."""
+    return stack_settings_for_tests(delivery_mode=DeliveryMode.STANDARD)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 
 from infrastructure.spec import TargetPolicy
 from lambdas.ingest.starter import execution_name
-from lambdas.shared.constants import RecordStatus
+from lambdas.shared.constants import DeliveryMode, RecordStatus
 from notiflow.demo.receiver import WebhookReceiver
 from notiflow.local.fixtures import stack_settings_for_tests, wait_for_execution, wait_for_item
 from notiflow.local.stack import EmbeddedStack
@@ -38,7 +38,7 @@ def deliver_once(stack: EmbeddedStack, notification_id: str, url: str) -> dict:
 
 @pytest.fixture(scope="module")
 def local_stack_settings():
-    return stack_settings_for_tests(target_policy=TargetPolicy.LOCAL)
+    return stack_settings_for_tests(target_policy=TargetPolicy.LOCAL, delivery_mode=DeliveryMode.STANDARD)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from infrastructure.spec import TargetPolicy
-from lambdas.shared.constants import RecordStatus
+from lambdas.shared.constants import DeliveryMode, RecordStatus
 from notiflow.demo.receiver import WebhookReceiver
 from notiflow.local.fixtures import stack_settings_for_tests
 from tests.e2e.test_target_policy import deliver_once
@@ -15,7 +15,7 @@ from tests.e2e.test_target_policy import deliver_once
 
 @pytest.fixture(scope="module")
 def local_stack_settings():
-    return stack_settings_for_tests(target_policy=TargetPolicy.PRODUCTION)
+    return stack_settings_for_tests(target_policy=TargetPolicy.PRODUCTION, delivery_mode=DeliveryMode.STANDARD)
 
 
 @pytest.fixture(scope="module")

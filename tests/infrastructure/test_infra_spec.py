@@ -41,8 +41,8 @@ ARN = "<arn>"
 
 @pytest.fixture(scope="module")
 def local() -> Iterator[EmbeddedStack]:
-    # delivery_mode None: the deployed default (the local stack defaults to standard until its engine runs Express)
-    settings = StackSettings(target_policy=TargetPolicy.PRODUCTION, start_poller=False, delivery_mode=None)
+    # The local default delivery mode is the deployed one
+    settings = StackSettings(target_policy=TargetPolicy.PRODUCTION, start_poller=False)
     with EmbeddedStack(settings) as stack:
         yield stack
 

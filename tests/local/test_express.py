@@ -6,11 +6,12 @@ machine), started through boto3 and the AWS CLI against the local server.
 
 from __future__ import annotations
 
+import datetime
 import json
-import math
 import shutil
 import subprocess
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -132,8 +133,10 @@ def test_a_sync_start_runs_lambda_dynamodb_and_starts_the_standard_run(local_sta
     elapsed_ms = (response["stopDate"] - response["startDate"]).total_seconds() * 1000
     billing = response["billingDetails"]
     assert billing["billedMemoryUsedInMB"] == 64
-    assert billing["billedDurationInMilliseconds"] % 100 == 0
-    assert billing["billedDurationInMilliseconds"] == max(100, math.ceil(elapsed_ms / 100) * 100)
+    billed_ms = billing["billedDurationInMilliseconds"]
+    # Rounded up to the next 100 ms (the dates in the answer are whole milliseconds, so allow 1 ms)
+    assert billed_ms % 100 == 0
+    assert billed_ms - 100 <= elapsed_ms <= billed_ms + 1
     # And the DynamoDB write and the Standard run happened, the Standard run with the Express run's input
     assert _item(local_stack, key)["probe"] == {"S": response["executionArn"]}
     standard = finished_execution(sfn, child_arn)
@@ -246,3 +249,24 @@ def test_aws_cli_starts_a_sync_execution(local_stack):
     assert json.loads(answer["output"]) == {"ok": 1}
     assert answer["billingDetails"]["billedMemoryUsedInMB"] == 64
     assert answer["billingDetails"]["billedDurationInMilliseconds"] % 100 == 0
+
+
+@pytest.mark.parametrize(
+    ("elapsed_ms", "definition_mb", "billed"),
+    [(0, 0, (64, 100)), (100, 0, (64, 100)), (100.5, 0, (64, 200)), (1234, 63, (64, 1300)), (50, 65, (128, 100))],
+)
+def test_billing_rounds_duration_up_to_100_ms_and_memory_up_to_64_mb_chunks(elapsed_ms, definition_mb, billed):
+    from notiflow.local.engine import express
+
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    execution = SimpleNamespace(
+        start_date=start,
+        stop_date=start + datetime.timedelta(milliseconds=elapsed_ms),
+        execution_input="{}",
+        output={"ok": True},
+        state_machine=SimpleNamespace(definition="x" * int(definition_mb * 1024 * 1024)),
+    )
+    assert express.billing_details(execution) == {
+        "billedMemoryUsedInMB": billed[0],
+        "billedDurationInMilliseconds": billed[1],
+    }

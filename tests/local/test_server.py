@@ -18,7 +18,6 @@ from botocore.exceptions import EndpointConnectionError
 
 from notiflow.demo.receiver import Step, WebhookReceiver
 from notiflow.local.fixtures import wait_for_execution, wait_for_item
-from notiflow.operate.runs import execution_arn
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,19 +81,20 @@ def test_outside_client_delivers_a_notification_through_sqs(server):
         # When a notification is put on the queue over HTTP
         _client(endpoint, "sqs").send_message(QueueUrl=queue_url, MessageBody=json.dumps(notification))
 
-        # Then the server's poller starts the run, which delivers it signed and records SUCCESS
-        sfn = _client(endpoint, "stepfunctions")
-        machine = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
-        execution = execution_arn(machine, notification["notificationId"])
-        assert wait_for_execution(sfn, execution, timeout=30)["status"] == "SUCCEEDED"
+        # Then the server's poller hands it to ingest, whose Express run (the default fast path)
+        # delivers it signed and records SUCCESS
         item = wait_for_item(
             _client(endpoint, "dynamodb"),
             "notiflow-notifications",
             {"notificationId": {"S": notification["notificationId"]}},
             lambda item: item["status"]["S"] == "SUCCESS",
-            timeout=10,
+            timeout=30,
         )
-        assert item["executionArn"]["S"] == execution
+        sfn = _client(endpoint, "stepfunctions")
+        (express,) = [m for m in sfn.list_state_machines()["stateMachines"] if m["type"] == "EXPRESS"]
+        run = item["executionArn"]["S"]
+        assert run.startswith(express["stateMachineArn"].replace(":stateMachine:", ":express:"))
+        assert wait_for_execution(sfn, run, timeout=30)["status"] == "SUCCEEDED"
         (request,) = receiver.requests_for("/outside")
         assert request.signature_valid is True
         assert request.json() == {"from": "another process"}

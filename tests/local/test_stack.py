@@ -12,10 +12,11 @@ from lambdas.shared.constants import (
     TABLE_PARTITION_KEY,
     TABLE_TTL_ATTRIBUTE,
     WORKFLOW_STEPS,
+    DeliveryMode,
     EnvVar,
     handler_path,
 )
-from workflows.definition import placeholder_names, render_definition
+from workflows.definition import fast_path_attempts, placeholder_names, render_definition
 
 
 def test_table_has_the_notification_key_and_ttl(local_stack):
@@ -62,7 +63,10 @@ def test_five_functions_share_one_local_environment(local_stack):
     assert all(environment == environments[0] for environment in environments)
     environment = environments[0]
     assert environment[EnvVar.TABLE_NAME] == local_stack.table_name
-    assert environment[EnvVar.STATE_MACHINE_ARN] == local_stack.state_machine_arn
+    # The default (deployed) mode is fast-path: ingest starts the Express workflow
+    assert local_stack.delivery_mode is DeliveryMode.FAST_PATH
+    assert environment[EnvVar.FAST_PATH_STATE_MACHINE_ARN] == local_stack.fast_path_state_machine_arn
+    assert EnvVar.STATE_MACHINE_ARN not in environment
     assert environment[EnvVar.SIGNING_SECRET_ID] == local_stack.signing_secret_arn
     assert environment[EnvVar.ALLOWED_SCHEMES] == "http,https"
     assert float(environment[EnvVar.CONNECT_TIMEOUT_SECONDS]) == local_stack.settings.connect_timeout_seconds
@@ -85,7 +89,9 @@ def test_state_machine_runs_the_rendered_repository_definition(local_stack):
             "DeliverFunctionArn": local_stack.function_arns["deliver"],
             "FailureGateFunctionArn": local_stack.function_arns["failure_gate"],
             "NotificationsTableName": local_stack.table_name,
-        }
+        },
+        # fast-path mode: the Standard retrier continues the schedule after the fast path's attempts
+        fast_attempts=fast_path_attempts(),
     )
     assert described["definition"] == expected
     assert placeholder_names(described["definition"]) == set()

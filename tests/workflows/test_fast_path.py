@@ -1,11 +1,10 @@
-"""The fast path end to end on the embedded stack: the Express definition, its hand-over, the Standard run after it.
+"""The fast path end to end on the embedded stack: SQS, ingest's StartSyncExecution, the Express run, its hand-over.
 
-Every run starts from the input ingest builds for an SQS message (``build_start_request``) and delivers
-to a real scripted receiver on 127.0.0.1; the records and both runs' histories are read back.
-
-Interim, until the local engine runs Express state machines (branch ``engine2``): the Express
-definition is started with StartExecution, not ingest's StartSyncExecution. Paths that need two
-Express runs under one name (a takeover, a redelivered message) wait for that engine too.
+Every notification goes on the intake queue; the stack's poller hands it to the real ingest
+function, which runs the Express definition synchronously (StartSyncExecution) and acknowledges the
+message only for a durable outcome. Deliveries go to a real scripted receiver on 127.0.0.1; the
+records and both runs' histories are read back (the local engine keeps Express runs listable).
+A message delivered twice is ingest invoked twice with the same SQS record, as a redelivery is.
 """
 
 from __future__ import annotations
@@ -21,10 +20,12 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer
 
 from lambdas.ingest.starter import build_start_request
-from lambdas.shared.constants import REPLAY_ATTRIBUTE, DeliveryMode
+from lambdas.shared.constants import REPLAY_ATTRIBUTE, STEP_INGEST, DeliveryMode
 from lambdas.shared.dal.host_slots import HostSlots
 from notiflow.demo.receiver import Step, WebhookReceiver
+from notiflow.local.engine import Invocation, invoke_function
 from notiflow.local.fixtures import ExecutionResult, finished_execution, stack_settings_for_tests
+from notiflow.local.sqs_poller import to_event_record
 from notiflow.local.stack import EmbeddedStack, StackSettings
 from notiflow.shared.waiting import wait_until
 from workflows.definition import default_retry_policy, fast_path_attempts
@@ -36,8 +37,8 @@ _deserializer = TypeDeserializer()
 
 @pytest.fixture(scope="module")
 def local_stack_settings() -> StackSettings:
-    # No poller: ingest would call StartSyncExecution, which the local engine does not serve yet.
-    return stack_settings_for_tests(delivery_mode=DeliveryMode.FAST_PATH, start_poller=False)
+    # The deployed default mode; every notification goes through the queue, the poller and ingest.
+    return stack_settings_for_tests(delivery_mode=DeliveryMode.FAST_PATH)
 
 
 @pytest.fixture(scope="module")
@@ -70,23 +71,54 @@ def _notification(receiver: WebhookReceiver, path: str) -> dict[str, Any]:
     }
 
 
+def _express_runs(stack: EmbeddedStack, name: str) -> list[dict[str, Any]]:
+    """The Express runs named ``name``, oldest first (the local engine lists Express runs; AWS does not)."""
+    executions = stack.client("stepfunctions").list_executions(stateMachineArn=stack.fast_path_state_machine_arn)
+    return sorted((e for e in executions["executions"] if e["name"] == name), key=lambda e: e["startDate"])
+
+
+def _ended_express_runs(stack: EmbeddedStack, name: str, count: int = 1) -> list[dict[str, Any]]:
+    return wait_until(
+        lambda: [e for e in _express_runs(stack, name) if e["status"] != "RUNNING"],
+        lambda ended: len(ended) >= count,
+        timeout=60,
+        describe=f"{count} ended Express run(s) named {name}",
+    )
+
+
+def _runs(stack: EmbeddedStack, notification_id: str, express_arn: str) -> Runs:
+    sfn = stack.client("stepfunctions")
+    express = finished_execution(sfn, express_arn, timeout=60)
+    standard = None
+    if (express.output or {}).get("outcome") == "HANDED_OVER":
+        standard = finished_execution(sfn, express.output["standardExecutionArn"], timeout=60)
+    return Runs(notification_id, express, standard)
+
+
 def _run(stack: EmbeddedStack, body: dict[str, Any], **attributes: str) -> Runs:
-    message_id = uuid.uuid4().hex
+    """Send ``body`` to the intake queue and wait for the new Express run ingest starts (and its Standard run)."""
     record = {
-        "messageId": message_id,
+        "messageId": "",
         "body": json.dumps(body),
         "messageAttributes": {name: {"stringValue": value} for name, value in attributes.items()},
     }
-    request = build_start_request(record, stack.queue_arn, stack.config.record_ttl_days)
-    sfn = stack.client("stepfunctions")
-    arn = sfn.start_execution(
-        stateMachineArn=stack.fast_path_state_machine_arn, name=request.name, input=json.dumps(request.input)
-    )["executionArn"]
-    express = finished_execution(sfn, arn, timeout=60)
-    standard = None
-    if (express.output or {}).get("outcome") == "HANDED_OVER":
-        standard = finished_execution(sfn, stack.execution_arn(request.name), timeout=60)
-    return Runs(body["notificationId"], express, standard)
+    earlier: set[str] = set()
+    if attributes.get(REPLAY_ATTRIBUTE) == "true":
+        # A replay's execution name derives from its SQS message id, known once it is sent (so it is new).
+        record["messageId"] = stack.send_notification(body, **attributes)
+        name = build_start_request(record, stack.queue_arn, stack.config.record_ttl_days).name
+    else:
+        name = build_start_request(record, stack.queue_arn, stack.config.record_ttl_days).name
+        earlier = {run["executionArn"] for run in _express_runs(stack, name)}
+        stack.send_notification(body, **attributes)
+    new_runs = wait_until(
+        lambda: [
+            e for e in _express_runs(stack, name) if e["status"] != "RUNNING" and e["executionArn"] not in earlier
+        ],
+        timeout=60,
+        describe=f"a new Express run named {name} to end",
+    )
+    return _runs(stack, body["notificationId"], new_runs[0]["executionArn"])
 
 
 def _record(stack: EmbeddedStack, notification_id: str) -> dict[str, Any]:
@@ -344,3 +376,80 @@ def test_an_unexpected_delivery_error_is_handed_over_and_recorded_failed_without
     assert (record["status"], record["errorName"], record["opsStatus"]) == ("FAILED", "Sandbox.Timedout", "FAILED")
     assert record["fastPathExecutionArn"] == express.description["executionArn"]
     assert receiver.requests_for("/fp-timeout") == []
+
+
+def _sqs_record(stack: EmbeddedStack, body: dict[str, Any], message_id: str) -> dict[str, Any]:
+    """The Lambda SQS event record of one message, as the poller builds it (the same record each delivery)."""
+    return to_event_record(
+        {"MessageId": message_id, "ReceiptHandle": f"rh-{message_id}", "Body": json.dumps(body)},
+        stack.queue_arn,
+        stack.region,
+    )
+
+
+def _ingest(stack: EmbeddedStack, record: dict[str, Any]) -> Invocation:
+    return invoke_function(stack.function_names[STEP_INGEST], {"Records": [record]}, region=stack.region)
+
+
+def test_the_same_notification_sent_twice_runs_two_express_runs_under_one_name_and_delivers_once(local_stack, receiver):
+    # Given a notification delivered on the fast path
+    receiver.script("/fp-resent", Step(200))
+    notification = _notification(receiver, "/fp-resent")
+    first = _run(local_stack, notification)
+    assert first.outcome == "SUCCESS"
+
+    # When a producer sends it again (a second message, same notification id, same execution name)
+    second = _run(local_stack, notification)
+
+    # Then a second Express run ran under the same name, found the record delivered and sent nothing
+    runs = _ended_express_runs(local_stack, notification["notificationId"], count=2)
+    assert [run["executionArn"] for run in runs] == [
+        first.express.description["executionArn"],
+        second.express.description["executionArn"],
+    ]
+    assert second.outcome == "DUPLICATE"
+    assert second.express.summary.entered == ["Validate", "Deduplicate", "IsClaimed", "SkipDuplicate"]
+    assert len(receiver.requests_for("/fp-resent")) == 1
+    assert (_record(local_stack, notification["notificationId"])["status"], second.standard) == ("SUCCESS", None)
+
+
+def test_a_message_redelivered_while_its_first_run_delivers_stays_on_the_queue_then_is_a_duplicate(
+    local_stack, receiver
+):
+    # Given a receiver that takes a moment to answer, and one SQS message for it
+    receiver.script("/fp-redelivered", Step(200, delay=1.0))
+    notification = _notification(receiver, "/fp-redelivered")
+    record = _sqs_record(local_stack, notification, f"msg-{uuid.uuid4().hex[:12]}")
+    first: list[Invocation] = []
+    delivering = threading.Thread(target=lambda: first.append(_ingest(local_stack, record)), daemon=True)
+    delivering.start()
+    wait_until(
+        lambda: receiver.requests_for("/fp-redelivered"),
+        timeout=60,
+        describe="the first run's delivery to reach the receiver",
+    )
+
+    # When SQS delivers the same message again while the first run is still delivering
+    again = _ingest(local_stack, record)
+
+    # Then the second Express run found the live claim (BUSY) and ingest left the message on the queue
+    assert again.errored
+    assert again.error_type == "BatchFailedError"
+    delivering.join(timeout=60)
+    assert first
+    assert not first[0].errored
+    assert first[0].json() == {"batchItemFailures": []}
+
+    # And when SQS delivers it once more, after the first run's outcome is durable, it is a duplicate
+    last = _ingest(local_stack, record)
+    assert not last.errored
+    assert last.json() == {"batchItemFailures": []}
+    runs = [
+        _runs(local_stack, notification["notificationId"], run["executionArn"])
+        for run in _ended_express_runs(local_stack, notification["notificationId"], count=3)
+    ]
+    assert [run.outcome for run in runs] == ["SUCCESS", "BUSY", "DUPLICATE"]
+    assert len(receiver.requests_for("/fp-redelivered")) == 1
+    record_item = _record(local_stack, notification["notificationId"])
+    assert (record_item["status"], record_item["attempts"]) == ("SUCCESS", 1)
+    assert record_item["executionArn"] == runs[0].express.description["executionArn"]

@@ -116,9 +116,16 @@ def before_invoke(function: Any, event: Any) -> InvocationFaults | None:
     )
 
 
+_IDLE = contextlib.nullcontext()
+
+
+def invocation(armed: InvocationFaults | None) -> contextlib.AbstractContextManager[None]:
+    """Arm ``armed`` for the handler running in this block (this thread or greenlet); idle when None."""
+    return _IDLE if armed is None else _arming(armed)
+
+
 @contextlib.contextmanager
-def invocation(armed: InvocationFaults | None) -> Iterator[None]:
-    """Arm ``armed`` for the handler running in this block (this thread or greenlet)."""
+def _arming(armed: InvocationFaults) -> Iterator[None]:
     token = _armed.set(armed)
     try:
         yield
