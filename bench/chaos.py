@@ -174,11 +174,13 @@ def plan(config: ChaosConfig, hosts: list[str], dead_host: str, ports: dict[str,
     """Draw every notification's host and script from the seed (the same seed gives the same plan)."""
     rng = random.Random(config.seed)
     weights = [1.0 / (rank + 1) for rank in range(len(hosts))]
+    # At least one notification goes to the refusing address, however small the run.
+    dead = set(rng.sample(range(config.count), max(1, round(config.count * config.dead_host_rate))))
     planned = []
     for index in range(config.count):
         notification_id = f"{config.prefix}-{index:05d}"
         path = f"/n/{notification_id}"
-        if rng.random() < config.dead_host_rate:
+        if index in dead:
             host = dead_host
             steps, faults, expected = [Step(200)], ["refused"] * 25, "FAILED"
         else:

@@ -1,7 +1,7 @@
 """`make chaos` in small: 200 notifications through the embedded stack with receiver faults on 20 hosts.
 
 The same run and reconciliation as ``bench/chaos.py`` (see its docstring for the six invariants),
-sized for the test suite. The run must exercise what it claims to: a real share of faulted
+sized for the test suite, in the default delivery mode with the platform faults on. The run must exercise what it claims to: a real share of faulted
 attempts, duplicates, bad input, refused connections and permanent failures.
 """
 
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-from bench.chaos import ChaosConfig, run, table
+from bench.chaos import PLATFORM_FAULTS, ChaosConfig, run, table
 
 pytestmark = pytest.mark.slow
 
 
 def test_200_notifications_under_chaos_keep_every_invariant() -> None:
-    report = run(ChaosConfig(count=200, bad_messages=20, seed=8), log=lambda line: None)
+    # The default delivery mode (fast path), with every platform fault `make chaos` injects
+    report = run(ChaosConfig(count=200, bad_messages=20, faults=PLATFORM_FAULTS, seed=8), log=lambda line: None)
 
     assert report.ok, "\n" + table(report)
     figures = report.figures
@@ -29,3 +30,5 @@ def test_200_notifications_under_chaos_keep_every_invariant() -> None:
     assert figures["records"]["REJECTED"] == 20
     assert figures["records"]["FAILED"] > 0
     assert figures["peak in flight"] == report.config.host_limit, "the per-host limit was never reached"
+    assert report.config.delivery_mode == "fast-path"
+    assert any(count for count in figures["platform faults"].values()), "no platform fault was injected"
