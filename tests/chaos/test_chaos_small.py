@@ -1,8 +1,9 @@
 """`make chaos` in small: 200 notifications through the embedded stack with receiver faults on 20 hosts.
 
 The same run and reconciliation as ``bench/chaos.py`` (see its docstring for the six invariants),
-sized for the test suite, in the default delivery mode with the platform faults on. The run must exercise what it claims to: a real share of faulted
-attempts, duplicates, bad input, refused connections and permanent failures.
+sized for the test suite, in the default delivery mode with the platform faults on. The run must
+exercise what it claims to: a real share of faulted attempts, duplicates, bad input, refused
+connections and permanent failures.
 """
 
 from __future__ import annotations
