@@ -669,6 +669,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-rate", type=float, default=0.25, help="receiver fault probability per attempt")
     parser.add_argument("--host-limit", type=int, default=2, help="per-host deliveries in flight")
     parser.add_argument("--seed", type=int, default=8)
+    parser.add_argument(
+        "--deadline", type=float, default=540.0, help="seconds until every run must have ended (default 540)"
+    )
     args = parser.parse_args(argv)
     config = ChaosConfig(
         count=args.count,
@@ -678,6 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         fault_rate=args.fault_rate,
         host_limit=args.host_limit,
         seed=args.seed,
+        deadline_seconds=args.deadline,
     )
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
         # The in-process Lambdas print EMF metric lines to stdout, as on AWS; keep them out of the table.
