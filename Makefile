@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export CDK_DISABLE_VERSION_CHECK := true
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: install test lint style types format run up synth package bench cost clean lock chromium console screenshot
+.PHONY: install test lint style types format run up synth package bench cost chaos clean lock chromium console screenshot
 
 LOCKED := requirements/dev.txt
 
@@ -77,6 +77,11 @@ bench: $(STAMP)
 # (infrastructure/prices.json); ARGS go to bench/cost_mix.py, e.g. make cost ARGS="--count 400".
 cost: $(STAMP)
 	$(PY) bench/cost_mix.py $(ARGS)
+
+# 2,000 notifications under receiver and platform faults, reconciled across four sources; exits 1 if an
+# invariant breaks (bench/chaos.py). ARGS go to the script: make chaos ARGS="--mode standard --count 500".
+chaos: $(STAMP)
+	$(PY) bench/chaos.py $(ARGS)
 
 # Re-resolve uv.lock after changing pyproject.toml and export requirements/<group>.txt, hashed.
 # ARGS go to `uv lock`: make lock ARGS=--upgrade, make lock ARGS="--upgrade-package moto".

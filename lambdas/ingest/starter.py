@@ -54,6 +54,37 @@ def execution_name(notification_id: str, replay_of: str | None = None) -> str:
     return f"{prefix}-{_digest(notification_id)}"
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        names = [name for name, _ in pairs]
+        duplicate = next(name for index, name in enumerate(names) if name in names[:index])
+        raise ValueError(f"member name {json.dumps(duplicate)[:80]} appears more than once")
+    return result
+
+
+def parse_body(body: str) -> Any:
+    """Parse a message body as I-JSON (RFC 7493): what every later parser reads the same way.
+
+    Python's parser accepts more than JSON, and each extra is a way for one message to mean two
+    things: ``NaN``/``Infinity`` (no JSON value; Step Functions refuses such input, pydantic turns
+    it into null), a duplicated member name (this parser keeps the last, others the first, so a
+    producer-side check and the delivery could see different targets), and an escaped lone UTF-16
+    surrogate (not a character: encoding it to UTF-8 fails later, in the middle of a run). All three
+    raise ValueError here, so the message is rejected with the reason instead.
+    """
+    value = json.loads(body, parse_constant=_no_constant, object_pairs_hook=_unique_names)
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a string holds a lone UTF-16 surrogate, which is not a character") from None
+    return value
+
+
 @dataclass(frozen=True)
 class StartRequest:
     """One StartExecution call derived from one SQS record."""
@@ -90,7 +121,7 @@ def build_start_request(
         parse_error = f"body nests arrays/objects more than {MAX_NESTING_DEPTH} levels deep (the limit)"
     else:
         try:
-            notification = json.loads(body)
+            notification = parse_body(body)
         except (ValueError, RecursionError) as exc:
             parse_error = f"body is not valid JSON ({exc})"
     candidate = notification.get("notificationId") if isinstance(notification, dict) else None

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import select
 import socket
 import ssl
 import struct
@@ -44,6 +45,7 @@ from notiflow.shared.loopback import LoopbackHTTPServer
 HUGE_CHUNK: Final = 64 * 1024
 _RESET_PREFIX: Final = b"HTTP/1.1 200 OK\r\nContent-"
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
+_GONE_POLL_SECONDS: Final = 0.05
 
 
 @dataclass(frozen=True)
@@ -162,8 +164,32 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return self.rfile.read(length) if length > 0 else b""
 
+    def _wait_unless_gone(self, seconds: float) -> bool:
+        """Wait ``seconds``; True as soon as the receiver stops or the client hung up (it gave up waiting).
+
+        A client that timed out is no longer delivering, so the request stops counting as in flight
+        then, not when its scripted delay would have ended.
+        """
+        stopping = self.server.receiver._stopping
+        if isinstance(self.connection, ssl.SSLSocket):  # no MSG_PEEK on TLS sockets: wait the delay out
+            return stopping.wait(seconds)
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            if stopping.is_set():
+                return True
+            readable, _, _ = select.select([self.connection], [], [], min(remaining, _GONE_POLL_SECONDS))
+            if readable:
+                try:
+                    gone = self.connection.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    gone = True
+                if gone:
+                    return True
+                return stopping.wait(max(0.0, deadline - time.monotonic()))  # bytes pending: not a hang-up
+        return stopping.is_set()
+
     def _respond(self, step: Step) -> None:
-        if step.delay and self.server.receiver._stopping.wait(step.delay):
+        if step.delay and self._wait_unless_gone(step.delay):
             self.close_connection = True
             return
         try:
@@ -180,7 +206,8 @@ class _Handler(BaseHTTPRequestHandler):
                 body = step.body_bytes
                 self._send(step, declared_length=len(body))
                 for index in range(len(body)):
-                    if self.server.receiver._stopping.wait(step.drip):
+                    if self._wait_unless_gone(step.drip):
+                        self.close_connection = True
                         break
                     self.wfile.write(body[index : index + 1])
             else:
@@ -334,6 +361,11 @@ class WebhookReceiver:
                 if remaining <= 0:
                     raise TimeoutError(f"{path} received {len(records)} of {count} requests")
                 self._lock.wait(remaining)
+
+    def in_flight(self, host: str) -> int:
+        """Requests ``host`` has in flight now (received, not yet answered, client still waiting)."""
+        with self._lock:
+            return self._in_flight.get(host.lower(), 0)
 
     def peak_in_flight(self, host: str | None = None) -> int:
         """Most requests in flight at once for ``host`` (the Host header's name, port left out), or any host."""

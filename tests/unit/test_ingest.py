@@ -83,6 +83,37 @@ def test_non_json_body_still_becomes_a_run_keyed_by_message_id() -> None:
     assert request.input["expiresAt"] == 1_000_000 + 90 * 86400
 
 
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ('{"notificationId": "nan-1", "target": {"url": "https://a.example.com"}, "payload": NaN}', "NaN is not"),
+        ('{"notificationId": "inf-1", "target": {"url": "https://a.example.com"}, "payload": -Infinity}', "-Infinity"),
+        ('{"notificationId": "half-\\ud800", "target": {"url": "https://a.example.com"}, "payload": {}}', "surrogate"),
+        ('{"notificationId": "p-1", "target": {"url": "https://a.example.com"}, "payload": ["\\udc00"]}', "surrogate"),
+        (
+            '{"notificationId": "d-1", "target": {"url": "https://a.example.com"}, "target": {"url": "https://10.0.0.1"}}',
+            '"target" appears more than once',
+        ),
+    ],
+)
+def test_bodies_other_parsers_read_differently_are_not_json(body: str, reason: str) -> None:
+    """NaN became a null payload and was delivered; a lone surrogate crashed Validate (found by the corpus)."""
+    record = dict(load_event("sqs_batch.json")["Records"][0], body=body)
+    request = build_start_request(record, None, ttl_days=1)
+    assert request.input["notification"] is None
+    assert request.name == f"sqs-{record['messageId']}"
+    assert "body is not valid JSON" in request.input["parseError"]
+    assert reason in request.input["parseError"]
+    json.dumps(request.input, ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def test_surrogate_pairs_and_nested_members_are_still_json() -> None:
+    body = '{"notificationId": "\\ud83d\\udce6-1", "target": {"url": "https://a.example.com"}, "payload": {"a": {}}}'
+    request = build_start_request(dict(load_event("sqs_batch.json")["Records"][0], body=body), None, ttl_days=1)
+    assert request.input["parseError"] is None
+    assert request.input["notificationId"] == "\U0001f4e6-1"
+
+
 def test_oversized_body_is_not_forwarded() -> None:
     record = dict(load_event("sqs_batch.json")["Records"][0], body=json.dumps({"pad": "x" * 210_000}))
     request = build_start_request(record, None, ttl_days=1)

@@ -20,6 +20,7 @@ from standardwebhooks import Webhook
 
 from lambdas.deliver import signing
 from notiflow.demo.receiver import Step, WebhookReceiver
+from notiflow.shared.waiting import wait_until
 
 SECRET = "whsec_" + base64.b64encode(b"receiver-test-secret-0123456789").decode()
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -332,3 +333,22 @@ def test_peak_in_flight_is_measured_per_host(rx):
     post(rx, "/slow-peak", headers={"Host": "b.test"})
     assert rx.peak_in_flight("b.test") == 2
     assert rx.peak_in_flight("c.test") == 0
+
+
+@pytest.mark.parametrize("step", [Step(200, delay=30), Step(200, body="x" * 100, drip=1.0)], ids=["delay", "drip"])
+def test_a_request_the_client_gave_up_on_stops_counting_in_flight(rx, step):
+    # Given a response that would take 30 s or more (a long delay, or a body dripped one byte a second)
+    rx.script("/abandoned", step)
+    connection = http.client.HTTPConnection("127.0.0.1", rx.port, timeout=0.3)
+    connection.request("POST", "/abandoned", body=b"{}", headers={"Host": "gone.test"})
+    rx.wait_for("/abandoned", 1)
+    assert rx.in_flight("gone.test") == 1
+
+    # When the client times out and hangs up, as the deliver step does at its read timeout
+    with pytest.raises(TimeoutError):
+        connection.getresponse().read()
+    connection.close()
+
+    # Then the request stops counting in flight within moments, not when the script would have finished
+    wait_until(lambda: rx.in_flight("gone.test"), lambda n: n == 0, timeout=3, describe="the request to leave")
+    assert rx.peak_in_flight("gone.test") == 1

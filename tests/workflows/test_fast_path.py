@@ -365,8 +365,8 @@ def test_an_unexpected_delivery_error_is_handed_over_and_recorded_failed_without
     express = finished_execution(sfn, arn, timeout=60)
     standard = finished_execution(sfn, local_stack.execution_arn(request.name), timeout=60)
 
-    # Then it handed over as unexpected, and the Standard run recorded FAILED with the error's name,
-    # redrivable, without delivering again on its own
+    # Then, once Deliver's retries of a lost result are spent, it handed over as unexpected, and the
+    # Standard run recorded FAILED with the error's name, redrivable, without delivering again on its own
     assert express.output == {"outcome": "HANDED_OVER", "standardExecutionArn": standard.description["executionArn"]}
     assert express.summary.entered[-4:] == ["HandOverUnexpected", *HAND_OVER_TAIL]
     assert standard.summary.entered == ["Route", "RecordUnexpectedFailure", "FailureGate"]

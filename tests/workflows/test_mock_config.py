@@ -147,7 +147,7 @@ def test_unexpected_failure(sfn_mock_config):
     # When Deliver fails outside the delivery contract (a Lambda timeout)
     result = sfn_mock_config.run("UnexpectedFailure", EXECUTION_INPUT)
 
-    # Then the catch-all path records the error name and cause as they are
+    # Then, once the retries of a lost result are spent, the catch-all path records the error name and cause
     assert result.status == "FAILED"
     assert result.description["error"] == "DeliveryFailedError"
     assert "DescribeUnexpectedFailure" in result.summary.entered

@@ -56,7 +56,7 @@ def _notification(event: Any) -> str | None:
 def _body_notification(body: Any) -> str | None:
     try:
         value = json.loads(body) if isinstance(body, str) else None
-    except ValueError:
+    except (ValueError, RecursionError):  # a hostile body (e.g. 50,000 opening brackets) names no notification
         return None
     candidate = value.get("notificationId") if isinstance(value, dict) else None
     return candidate if isinstance(candidate, str) else None
@@ -64,7 +64,7 @@ def _body_notification(body: Any) -> str | None:
 
 def _digest(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
 class LambdaThrottledError(LambdaClientError):

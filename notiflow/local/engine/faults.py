@@ -144,7 +144,9 @@ class FaultHit:
 
 
 def _uniform(seed: int, kind: str, subject: str, n: int) -> float:
-    digest = hashlib.blake2b(f"{seed}\x1f{kind}\x1f{subject}\x1f{n}".encode(), digest_size=8).digest()
+    # surrogatepass: a subject may quote a hostile body's id, and a lone surrogate must not crash the seam
+    text = f"{seed}\x1f{kind}\x1f{subject}\x1f{n}"
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 
 
