@@ -46,8 +46,11 @@ from pathlib import Path
 from typing import Any, Final
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
-os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+if __name__ == "__main__":
+    # Quiet handlers for the script only: imported by the chaos test, it must not change the whole session's
+    # log level (the Logger reads it when lambdas.shared.observability is first imported).
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
@@ -68,8 +71,12 @@ TERMINAL_WRITES: Final = {
 FAILED_RUN_ENDS: Final = frozenset({"FailureGate", "Rejected"})
 THROTTLING: Final = ("TooManyRequests", "Throttl", "ProvisionedThroughputExceeded", "RequestLimitExceeded")
 CONDITIONAL_CHECK: Final = "DynamoDB.ConditionalCheckFailedException"
-FAST_PATH_LEASE_SECONDS: Final = 5
-"""An Express claim's lease on the run's time scale (it must stay below the 10 s visibility timeout)."""
+FAST_PATH_LEASE_SECONDS: Final = 20
+"""An Express claim's lease, shortened from the deployed one (the Express timeout plus an attempt). It must
+outlast the longest a live Express run holds its claim here (a loaded machine stretches runs to seconds),
+or a redelivered message takes a live run's claim over and the notification is sent twice; and it must stay
+below the visibility timeout, as deployed, so a dead run's message comes back once its claim is free."""
+VISIBILITY_TIMEOUT_SECONDS: Final = 30
 PLATFORM_FAULTS: Final = (
     "lambda-throttle=0.03,lambda-timeout=0.005,ddb-throttle=0.03,sqs-duplicate=0.02,crash-after-send=0.005"
 )
@@ -240,7 +247,7 @@ def stack_settings(config: ChaosConfig) -> StackSettings:
         max_wait_seconds=config.max_wait_seconds,
         connect_timeout_seconds=config.read_timeout,
         read_timeout_seconds=config.read_timeout,
-        queue_visibility_timeout_seconds=10,
+        queue_visibility_timeout_seconds=VISIBILITY_TIMEOUT_SECONDS,
         delivery_mode=config.delivery_mode,
         # A lost Express run's claim can be taken over seconds later, when SQS delivers its message again.
         fast_path_lease_seconds=FAST_PATH_LEASE_SECONDS,
