@@ -1,4 +1,4 @@
-"""The reconciler on the embedded stack: its function and the EventBridge rule, from the same spec as on AWS.
+"""The reconciler on the embedded stack: the EventBridge rule to its function (made with the others), from the spec.
 
 The rule and target are created through moto's EventBridge API with the spec's pattern. The local engine
 (:mod:`notiflow.local.engine.events`) sends every Standard run's AWS-shaped "Step Functions Execution Status
@@ -27,29 +27,10 @@ class LocalReconciler:
 
 
 def wire_reconciler(
-    spec: NotiflowSpec,
-    lambda_client: Any,
-    events_client: Any,
-    *,
-    role_arn: str,
-    code: bytes,
-    environment: dict[str, str],
-    state_machine_arn: str,
+    spec: NotiflowSpec, events_client: Any, *, function_arn: str, state_machine_arn: str
 ) -> LocalReconciler:
-    """Create the reconcile function and the rule that sends the state machine's status changes to it."""
-    function = spec.reconciler.function
-    function_arn = lambda_client.create_function(
-        FunctionName=function.name,
-        Description=function.description,
-        Runtime=function.runtime,
-        Role=role_arn,
-        Handler=function.handler,
-        Code={"ZipFile": code},
-        Timeout=function.timeout_seconds,
-        MemorySize=function.memory_mb,
-        Environment={"Variables": environment},
-        Architectures=[function.architecture],
-    )["FunctionArn"]
+    """Create the rule that sends the state machine's status changes to the reconcile function (made by the stack
+    with the other functions)."""
     rule_arn = events_client.put_rule(
         Name=spec.reconciler.rule_name,
         EventPattern=json.dumps(spec.reconciler.event_pattern(state_machine_arn)),

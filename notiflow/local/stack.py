@@ -27,7 +27,7 @@ from botocore.config import Config
 
 from infrastructure.config import NotiflowConfig
 from infrastructure.signing_key_handler import generate_signing_key
-from infrastructure.spec import Names, NotiflowSpec, Ref, TargetPolicy, build_spec
+from infrastructure.spec import FunctionSpec, Names, NotiflowSpec, Ref, TargetPolicy, build_spec
 from lambdas.shared.constants import STEP_INGEST, DeliveryMode
 from notiflow.local import engine
 from notiflow.local.reconciler import wire_reconciler
@@ -425,16 +425,10 @@ class EmbeddedStack:
             Description="Standard Webhooks signing key of Notiflow deliveries",
         )
         self.signing_secret_arn = secret["ARN"]
-        self._provision_functions(lambda_role)
+        reconcile_arn = self._provision_functions(lambda_role)
         self._provision_state_machines(sfn_role)
         wire_reconciler(
-            self.spec,
-            self.client("lambda"),
-            self.client("events"),
-            role_arn=lambda_role,
-            code=_code_zip(),
-            environment=self.lambda_environment(),
-            state_machine_arn=self.state_machine_arn,
+            self.spec, self.client("events"), function_arn=reconcile_arn, state_machine_arn=self.state_machine_arn
         )
 
     def _provision_state_machines(self, role_arn: str) -> None:
@@ -463,23 +457,31 @@ class EmbeddedStack:
             if created["stateMachineArn"] != arn:
                 raise RuntimeError(f"unexpected state machine ARN {created['stateMachineArn']}")
 
-    def _provision_functions(self, role_arn: str) -> None:
+    def _provision_functions(self, role_arn: str) -> str:
+        """The step functions and the reconciler, from their specs; returns the reconciler's ARN."""
         lambdas = self.client("lambda")
         code = _code_zip()
         environment = self.lambda_environment()
+
+        def create(function: FunctionSpec) -> str:
+            return str(
+                lambdas.create_function(
+                    FunctionName=function.name,
+                    Description=function.description,
+                    Runtime=function.runtime,
+                    Role=role_arn,
+                    Handler=function.handler,
+                    Code={"ZipFile": code},
+                    Timeout=function.timeout_seconds,
+                    MemorySize=function.memory_mb,
+                    Environment={"Variables": environment},
+                    Architectures=[function.architecture],
+                )["FunctionArn"]
+            )
+
         for step, function in self.spec.functions.items():
-            self.function_arns[step] = lambdas.create_function(
-                FunctionName=function.name,
-                Description=function.description,
-                Runtime=function.runtime,
-                Role=role_arn,
-                Handler=function.handler,
-                Code={"ZipFile": code},
-                Timeout=function.timeout_seconds,
-                MemorySize=function.memory_mb,
-                Environment={"Variables": environment},
-                Architectures=[function.architecture],
-            )["FunctionArn"]
+            self.function_arns[step] = create(function)
+        return create(self.spec.reconciler.function)
 
     def _provision_table(self) -> None:
         dynamodb = self.client("dynamodb")
