@@ -1,1 +1,1 @@
-"""Data access: one module per DynamoDB table; nothing else in ``lambdas/`` talks to a table."""
+"""Data access: one module per DynamoDB table (table.py: what they share); nothing else in lambdas/ talks to one."""

@@ -23,10 +23,10 @@ from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.shared import aws
 from lambdas.shared.constants import HOST_LEASES_PARTITION_KEY, TABLE_TTL_ATTRIBUTE
 from lambdas.shared.dal.codec import AttributeValue, from_attribute_value
 from lambdas.shared.dal.notifications import CONDITION_FAILED, THROTTLING_CODES
+from lambdas.shared.dal.table import TableAccess
 from lambdas.shared.errors import StorageError
 
 ITEM_TTL_SECONDS: Final = 24 * 3600
@@ -40,17 +40,8 @@ def holder_id(execution_id: str) -> str:
     return hashlib.sha256(execution_id.encode("utf-8")).hexdigest()[:20]
 
 
-class HostSlots:
+class HostSlots(TableAccess):
     """Access to one host-leases table through a low-level DynamoDB client (the shared one by default)."""
-
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        """The DynamoDB client: the one given, else the process-wide one."""
-        return self._client if self._client is not None else aws.client("dynamodb")
 
     def take(self, host: str, holder: str, limit: int, lease_seconds: float, now: float | None = None) -> bool:
         """Take one of ``host``'s ``limit`` slots for ``holder`` until ``lease_seconds`` from now; False when full.

@@ -20,7 +20,6 @@ from typing import Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.shared import aws
 from lambdas.shared.clock import lease_expiry, parse_iso, utc_iso
 from lambdas.shared.constants import (
     OPS_INDEX_NAME,
@@ -30,6 +29,7 @@ from lambdas.shared.constants import (
     RecordStatus,
 )
 from lambdas.shared.dal.codec import AttributeValue, to_attribute_value
+from lambdas.shared.dal.table import TableAccess
 from lambdas.shared.errors import StorageError
 from lambdas.shared.models import Category, ClaimRequest
 from lambdas.shared.record import ATTEMPT_LOG_HEAD, ATTEMPT_LOG_MAX, AttemptLogEntry, NotificationRecord
@@ -75,17 +75,8 @@ class AttemptCount:
         return max(0, self.attempts - self.dropped)
 
 
-class NotificationStore:
+class NotificationStore(TableAccess):
     """Access to one notifications table through a low-level DynamoDB client (the shared one by default)."""
-
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        """The DynamoDB client: the one given, else the process-wide one."""
-        return self._client if self._client is not None else aws.client("dynamodb")
 
     def get(self, notification_id: str, *, consistent: bool = True) -> NotificationRecord | None:
         """The record of ``notification_id``, or None when there is none."""
