@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
@@ -30,23 +30,37 @@ GENERATOR_RUNTIME_REASON: Final = (
 )
 
 
+def _table(
+    scope: Construct, construct_id: str, name: str, partition_key: str, ttl_attribute: str, **options: Any
+) -> dynamodb.Table:
+    """An on-demand, encrypted, recoverable table keyed by one string, its items expired by TTL."""
+    return dynamodb.Table(
+        scope,
+        construct_id,
+        table_name=name,
+        partition_key=dynamodb.Attribute(name=partition_key, type=dynamodb.AttributeType.STRING),
+        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+            point_in_time_recovery_enabled=True
+        ),
+        time_to_live_attribute=ttl_attribute,
+        encryption=dynamodb.TableEncryption.AWS_MANAGED,
+        **options,
+    )
+
+
 class Storage(Construct):
     """The DynamoDB table (one record per notification) and the Secrets Manager signing secret."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: NotiflowConfig, spec: NotiflowSpec) -> None:
         super().__init__(scope, construct_id)
         removal = cdk.RemovalPolicy.RETAIN if config.retain_data else cdk.RemovalPolicy.DESTROY
-        self.table = dynamodb.Table(
+        self.table = _table(
             self,
             "Notifications",
-            table_name=spec.table.name,
-            partition_key=dynamodb.Attribute(name=spec.table.partition_key, type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            time_to_live_attribute=spec.table.ttl_attribute,
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            spec.table.name,
+            spec.table.partition_key,
+            spec.table.ttl_attribute,
             deletion_protection=config.retain_data,
             removal_policy=removal,
         )
@@ -59,17 +73,12 @@ class Storage(Construct):
             non_key_attributes=list(index.projected),
         )
         # Slots live for one attempt at most: nothing to keep when the stack goes.
-        self.host_leases = dynamodb.Table(
+        self.host_leases = _table(
             self,
             "HostLeases",
-            table_name=spec.host_leases.name,
-            partition_key=dynamodb.Attribute(name=spec.host_leases.partition_key, type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            time_to_live_attribute=spec.host_leases.ttl_attribute,
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            spec.host_leases.name,
+            spec.host_leases.partition_key,
+            spec.host_leases.ttl_attribute,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         self.signing_secret = secretsmanager.Secret(
