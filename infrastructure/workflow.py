@@ -88,34 +88,18 @@ class Workflow(Construct):
         arns = {step: fn.function.function_arn for step, fn in self.functions.items()}
         self.definition = machine.render(arns, table.table_name)
 
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=machine.log_group,
-            retention=retention(spec.log_retention_days),
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
-        self.state_machine = sfn.StateMachine(
-            self,
+        self.log_group, self.state_machine = self._state_machine(
             "StateMachine",
-            state_machine_name=machine.name,
-            state_machine_type=sfn.StateMachineType(machine.type),
-            definition_body=sfn.DefinitionBody.from_string(self.definition),
-            logs=sfn.LogOptions(
-                destination=self.log_group, level=sfn.LogLevel(machine.log_level), include_execution_data=False
-            ),
-            tracing_enabled=True,
+            "Logs",
+            name=machine.name,
+            machine_type=machine.type,
+            definition=self.definition,
+            log_group_name=machine.log_group,
+            log_level=machine.log_level,
+            log_retention_days=spec.log_retention_days,
+            invokes=list(self.functions),
+            table_arn=table.table_arn,
         )
-        self.state_machine.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["lambda:InvokeFunction"],
-                resources=[fn.function.function_arn for fn in self.functions.values()],
-            )
-        )
-        self.state_machine.add_to_role_policy(
-            iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[table.table_arn])
-        )
-        acknowledge(self.state_machine.role, "AwsSolutions-IAM5[Resource::*]", STATE_MACHINE_WILDCARD_REASON)
 
         # The Express machine names the Standard one by its predictable ARN (a token of the stack's
         # partition, region and account), and derives each hand-over's execution ARN from it.
@@ -134,39 +118,63 @@ class Workflow(Construct):
         )
         fast_path = spec.fast_path
         self.fast_path_definition = fast_path.render(arns, table.table_name, standard_arn, execution_prefix)
-        self.fast_path_log_group = logs.LogGroup(
-            self,
-            "FastPathLogs",
-            log_group_name=fast_path.log_group,
-            retention=retention(spec.log_retention_days),
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
-        self.fast_path = sfn.StateMachine(
-            self,
+        self.fast_path_log_group, self.fast_path = self._state_machine(
             "FastPath",
-            state_machine_name=fast_path.name,
-            state_machine_type=sfn.StateMachineType(fast_path.type),
-            definition_body=sfn.DefinitionBody.from_string(self.fast_path_definition),
-            logs=sfn.LogOptions(
-                destination=self.fast_path_log_group,
-                level=sfn.LogLevel(fast_path.log_level),
-                include_execution_data=False,
-            ),
-            tracing_enabled=True,
+            "FastPathLogs",
+            name=fast_path.name,
+            machine_type=fast_path.type,
+            definition=self.fast_path_definition,
+            log_group_name=fast_path.log_group,
+            log_level=fast_path.log_level,
+            log_retention_days=spec.log_retention_days,
+            invokes=list(FAST_PATH_STEPS),
+            table_arn=table.table_arn,
         )
         self.fast_path.node.add_dependency(self.state_machine)
         self.fast_path.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["lambda:InvokeFunction"],
-                resources=[self.functions[step].function.function_arn for step in FAST_PATH_STEPS],
-            )
-        )
-        self.fast_path.add_to_role_policy(
-            iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[table.table_arn])
-        )
-        self.fast_path.add_to_role_policy(
             iam.PolicyStatement(actions=["states:StartExecution"], resources=[self.state_machine.state_machine_arn])
         )
-        acknowledge(self.fast_path.role, "AwsSolutions-IAM5[Resource::*]", STATE_MACHINE_WILDCARD_REASON)
         if fast_path.log_level != "ALL":
             acknowledge(self.fast_path, "AwsSolutions-SF1", EXPRESS_LOG_LEVEL_REASON)
+
+    def _state_machine(
+        self,
+        construct_id: str,
+        log_group_id: str,
+        *,
+        name: str,
+        machine_type: str,
+        definition: str,
+        log_group_name: str,
+        log_level: str,
+        log_retention_days: int,
+        invokes: list[str],
+        table_arn: str,
+    ) -> tuple[logs.LogGroup, sfn.StateMachine]:
+        """One state machine as both workflows are deployed: its own log group (no execution data), tracing on,
+        allowed to invoke only the steps it runs and to update only the notifications table."""
+        log_group = logs.LogGroup(
+            self,
+            log_group_id,
+            log_group_name=log_group_name,
+            retention=retention(log_retention_days),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        machine = sfn.StateMachine(
+            self,
+            construct_id,
+            state_machine_name=name,
+            state_machine_type=sfn.StateMachineType(machine_type),
+            definition_body=sfn.DefinitionBody.from_string(definition),
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel(log_level), include_execution_data=False),
+            tracing_enabled=True,
+        )
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[self.functions[step].function.function_arn for step in invokes],
+            )
+        )
+        machine.add_to_role_policy(iam.PolicyStatement(actions=["dynamodb:UpdateItem"], resources=[table_arn]))
+        acknowledge(machine.role, "AwsSolutions-IAM5[Resource::*]", STATE_MACHINE_WILDCARD_REASON)
+        return log_group, machine
