@@ -21,13 +21,11 @@ import hashlib
 import time
 from typing import Any, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from lambdas.shared.constants import HOST_LEASES_PARTITION_KEY, TABLE_TTL_ATTRIBUTE
 from lambdas.shared.dal.codec import AttributeValue, from_attribute_value
-from lambdas.shared.dal.notifications import CONDITION_FAILED, THROTTLING_CODES
-from lambdas.shared.dal.table import TableAccess
-from lambdas.shared.errors import StorageError
+from lambdas.shared.dal.table import CONDITION_FAILED, TableAccess, error_code
 
 ITEM_TTL_SECONDS: Final = 24 * 3600
 TAKE_TRIES: Final = 4
@@ -130,22 +128,10 @@ class HostSlots(TableAccess):
         try:
             self._call("update_item", **request)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == CONDITION_FAILED:
+            if error_code(exc) == CONDITION_FAILED:
                 return dict(exc.response.get("Item") or {})
             raise
         return None
-
-    def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            response: dict[str, Any] = getattr(self.client, operation)(TableName=self.table_name, **kwargs)
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in THROTTLING_CODES:
-                raise StorageError(f"DynamoDB {code} on {operation}") from exc
-            raise
-        except BotoCoreError as exc:
-            raise StorageError(f"DynamoDB unreachable on {operation} ({type(exc).__name__})") from exc
-        return response
 
 
 def _key(host: str) -> dict[str, AttributeValue]:

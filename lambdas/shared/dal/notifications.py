@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from lambdas.shared.clock import lease_expiry, parse_iso, utc_iso
 from lambdas.shared.constants import (
@@ -29,21 +29,11 @@ from lambdas.shared.constants import (
     RecordStatus,
 )
 from lambdas.shared.dal.codec import AttributeValue, to_attribute_value
-from lambdas.shared.dal.table import TableAccess
+from lambdas.shared.dal.table import CONDITION_FAILED, TableAccess, error_code, storage_errors
 from lambdas.shared.errors import StorageError
 from lambdas.shared.models import Category, ClaimRequest
 from lambdas.shared.record import ATTEMPT_LOG_HEAD, ATTEMPT_LOG_MAX, AttemptLogEntry, NotificationRecord
 
-THROTTLING_CODES: Final = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-    }
-)
-CONDITION_FAILED: Final = "ConditionalCheckFailedException"
 _OWNED: Final = "executionArn = :exec AND #status = :processing"
 _STATUS: Final = {"#status": "status"}
 _ATTEMPT_WRITE_TRIES: Final = 4
@@ -254,17 +244,11 @@ class NotificationStore(TableAccess):
     def _call(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         """One DynamoDB call on this table; throttling -> StorageError, a refused condition -> _ConditionFailedError."""
         try:
-            response: dict[str, Any] = getattr(self.client, operation)(TableName=self.table_name, **kwargs)
+            return super()._call(operation, **kwargs)
         except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code == CONDITION_FAILED:
+            if error_code(exc) == CONDITION_FAILED:
                 raise _ConditionFailedError(exc.response.get("Item") or {}) from None
-            if code in THROTTLING_CODES:
-                raise StorageError(f"DynamoDB {code} on {operation}") from exc
             raise
-        except BotoCoreError as exc:
-            raise StorageError(f"DynamoDB unreachable on {operation} ({type(exc).__name__})") from exc
-        return response
 
 
 class _ConditionFailedError(Exception):
@@ -402,15 +386,8 @@ def get_many(
     for offset in range(0, len(wanted), BATCH_GET_MAX_KEYS):
         keys = [_key(notification_id) for notification_id in wanted[offset : offset + BATCH_GET_MAX_KEYS]]
         for attempt in range(_BATCH_GET_TRIES):
-            try:
+            with storage_errors("batch_get_item"):
                 response = store.client.batch_get_item(RequestItems={store.table_name: {**request, "Keys": keys}})
-            except ClientError as exc:
-                code = str(exc.response.get("Error", {}).get("Code", ""))
-                if code in THROTTLING_CODES:
-                    raise StorageError(f"DynamoDB {code} on batch_get_item") from exc
-                raise
-            except BotoCoreError as exc:
-                raise StorageError(f"DynamoDB unreachable on batch_get_item ({type(exc).__name__})") from exc
             for item in response.get("Responses", {}).get(store.table_name, []):
                 record = NotificationRecord.from_typed_item(item)
                 found[record.notificationId] = record
