@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from infrastructure.spec import TargetPolicy
 from lambdas.shared.constants import RecordStatus
 from lambdas.shared.errors import StorageError
+from lambdas.shared.models import notification_id_of_input
 from lambdas.shared.record import ATTEMPT_LOG_HEAD
 from notiflow.demo.receiver import add_arguments as add_receiver_arguments
 from notiflow.local.fault_options import add_fault_arguments
@@ -27,7 +28,7 @@ from notiflow.operate.exit_codes import ExitCode, exit_code_table
 from notiflow.operate.queries import RunFilter, RunStory, list_runs, parse_since, parse_time, show_run
 from notiflow.operate.redrive import REPLAY_ADVICE
 from notiflow.operate.render import cause_fields, delivery_fields, fmt_clock, fmt_duration, fmt_utc, labelled
-from notiflow.operate.runs import Pass, notification_id_of_input
+from notiflow.operate.runs import Pass
 from notiflow.shared.jsonutil import to_json
 from notiflow.shared.lambda_logs import LOCAL_UP_LOG, destination
 from notiflow.shared.table import render_table

@@ -7,7 +7,6 @@ logged or stored, since it is the notification itself.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lambdas.shared.constants import STATUS_CHANGE_DETAIL_TYPE as DETAIL_TYPE
 from lambdas.shared.constants import STATUS_CHANGE_SOURCE as SOURCE
 from lambdas.shared.constants import ExecutionStatus
+from lambdas.shared.models import notification_id_of_input
 
 
 class NotAStatusChangeError(ValueError):
@@ -64,14 +64,4 @@ class StatusChange(BaseModel):
         """The notification id in the execution input, when the event carries the input."""
         if not self.input or (self.inputDetails is not None and not self.inputDetails.included):
             return None
-        return notification_id_of(self.input)
-
-
-def notification_id_of(execution_input: str | None) -> str | None:
-    """``notificationId`` of an execution input (the ingest step always sets it), or None."""
-    try:
-        parsed = json.loads(execution_input or "")
-    except ValueError:
-        return None
-    value = parsed.get("notificationId") if isinstance(parsed, dict) else None
-    return value if isinstance(value, str) and value else None
+        return notification_id_of_input(self.input)

@@ -20,10 +20,11 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Final, Protocol
 
-from lambdas.reconcile.events import StatusChange, notification_id_of
+from lambdas.reconcile.events import StatusChange
 from lambdas.shared.clock import utc_iso
 from lambdas.shared.constants import ExecutionStatus, RecordStatus
 from lambdas.shared.dal.notifications import NotificationStore, close_stopped_run, reopen_closed_run
+from lambdas.shared.models import notification_id_of_input
 
 STOPPED: Final = {
     ExecutionStatus.ABORTED: ("ExecutionAborted", "aborted"),
@@ -137,7 +138,7 @@ def _notification_id(change: StatusChange, executions: Executions, described: di
     found = change.notification_id()
     if found is None:
         described = described or executions.describe(change.executionArn)
-        found = notification_id_of(described.get("input"))
+        found = notification_id_of_input(described.get("input"))
     return found
 
 

@@ -132,6 +132,20 @@ class ExecutionInput(BaseModel):
     )
 
 
+def notification_id_of_input(execution_input: str | None) -> str | None:
+    """The ``notificationId`` an execution input (an :class:`ExecutionInput` as JSON) carries, or None.
+
+    Readers of runs (the reconciler, the operator tools, the console) see the input as text, possibly
+    truncated or hostile, so this never raises.
+    """
+    try:
+        parsed = json.loads(execution_input or "")
+    except ValueError:
+        return None
+    value = parsed.get("notificationId") if isinstance(parsed, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
 class RetryAfterCount(BaseModel):
     """Retry-After waits honoured so far in this run (the workflow adds the seconds of the next one)."""
 

@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 
 from lambdas.shared.clock import utc_iso
 from lambdas.shared.constants import ExecutionStatus, RecordStatus
+from lambdas.shared.models import notification_id_of_input
 from lambdas.shared.record import NotificationRecord
 from notiflow.console.graph import layout
 from notiflow.operate.queries import (
@@ -43,7 +44,6 @@ from notiflow.operate.runs import (
     RunStore,
     earlier_failures,
     history_rows,
-    notification_id_of_input,
     record_json,
     run_passes,
     state_colours,

@@ -19,12 +19,12 @@ from typing import Any, Final
 from lambdas.shared.clock import utc_iso
 from lambdas.shared.constants import ExecutionStatus, RecordStatus
 from lambdas.shared.errors import InvalidNotificationError
+from lambdas.shared.models import notification_id_of_input
 from lambdas.shared.record import NotificationRecord
 from notiflow.operate.runs import (
     Pass,
     RunStore,
     StateVisit,
-    notification_id_of_input,
     record_json,
     run_passes,
     summarize_history,

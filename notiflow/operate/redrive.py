@@ -26,11 +26,12 @@ from botocore.exceptions import ClientError
 from lambdas.shared.constants import REDRIVABLE_EXECUTION_STATUSES, REPLAY_ATTRIBUTE, ExecutionStatus, RecordStatus
 from lambdas.shared.dal.notifications import close_stopped_run, reopen_closed_run
 from lambdas.shared.errors import InvalidNotificationError
+from lambdas.shared.models import notification_id_of_input
 from lambdas.shared.record import NotificationRecord
 from notiflow.operate.deployment import Deployment
 from notiflow.operate.exit_codes import ExitCode
 from notiflow.operate.queries import RunFilter, RunRow, list_runs, parse_since
-from notiflow.operate.runs import RunStore, notification_id_of_input
+from notiflow.operate.runs import RunStore
 from notiflow.shared.waiting import WaitTimeoutError, wait_until
 
 REDRIVE_WINDOW: Final = timedelta(days=14)

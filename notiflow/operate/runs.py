@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from lambdas.shared.constants import FINISHED_EXECUTION_STATUSES, OPS_INDEX_PROJECTION, RecordStatus
 from lambdas.shared.dal.notifications import NotificationStore, OpsPage, get_many, query_ops_page
+from lambdas.shared.models import notification_id_of_input
 from lambdas.shared.record import NotificationRecord
 from notiflow.shared.waiting import wait_until
 
@@ -354,16 +355,6 @@ class RunStore:
         if finished is None:  # wait_until returns only a value that passed the check above
             raise RuntimeError(f"{execution_arn} vanished")
         return finished
-
-
-def notification_id_of_input(execution_input: str | None) -> str | None:
-    """The ``notificationId`` an execution input carries (ingest always sets one), or None."""
-    try:
-        parsed = json.loads(execution_input or "")
-    except ValueError:
-        return None
-    value = parsed.get("notificationId") if isinstance(parsed, dict) else None
-    return value if isinstance(value, str) and value else None
 
 
 def record_json(record: NotificationRecord) -> dict[str, Any]:
