@@ -191,6 +191,8 @@ class LocalExecution(redrive.Redrivable, Execution):
         self.owner_executions: list[Any] | None = None
 
     is_express = False
+    worker_class: type[LocalExecutionWorker] = LocalExecutionWorker
+    """What runs this execution: the Express subclass names one with Express's time limit."""
 
     def ended(self) -> None:
         """The run ended (its status is final until a redrive); called before retention and listeners."""
@@ -204,7 +206,7 @@ class LocalExecution(redrive.Redrivable, Execution):
         )
 
     def _get_start_execution_worker(self) -> LocalExecutionWorker:
-        return LocalExecutionWorker(
+        return self.worker_class(
             execution=self,
             evaluation_details=self.evaluation_details(),
             exec_comm=self._get_start_execution_worker_comm(),

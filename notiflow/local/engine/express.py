@@ -70,6 +70,7 @@ class ExpressExecution(executions.LocalExecution):
     """An Express run: no name deduplication, a five-minute limit, an end a synchronous caller can wait for."""
 
     is_express = True
+    worker_class = ExpressExecutionWorker
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -86,16 +87,6 @@ class ExpressExecution(executions.LocalExecution):
         details = super().get_start_state_machine_details()
         details.typ = StateMachineType.EXPRESS  # type: ignore[misc]  # moto builds it as Standard
         return details
-
-    def _get_start_execution_worker(self) -> ExpressExecutionWorker:
-        return ExpressExecutionWorker(
-            execution=self,
-            evaluation_details=self.evaluation_details(),
-            exec_comm=self._get_start_execution_worker_comm(),
-            cloud_watch_logging_session=self._cloud_watch_logging_session,
-            activity_store=self._activity_store,
-            mock_test_case=self.mock_test_case,
-        )
 
 
 def express_execution_arn(state_machine_arn: str, name: str) -> str:
