@@ -5,29 +5,44 @@ Powertools turns tracing on): the time to import the module, read inside that pr
 modules are measured round-robin (so drift on a shared machine hits all of them alike), and
 each ratio is the median of the handler's times over the median of boto3's.
 
-Two reference rows show the floor: the libraries every step imports (Powertools, pydantic with
-one model) and the same plus ``requests`` (deliver's), timed the same way, so a handler's ratio
-splits into what the libraries cost and what ``lambdas/`` adds. A column gives how much of each
-import is compiling ``lambdas/`` source: the asset ships no bytecode (it is built by a Python that
-is not the runtime's, and ``/var/task`` is read-only), so Lambda compiles it on every cold start.
+The default tables import from this checkout, offline: the libraries from the virtualenv and
+``lambdas/`` from bytecode cached in a scratch directory first (``PYTHONPYCACHEPREFIX``), as the
+asset ships it. A column gives what compiling ``lambdas/`` source would add on top, and two
+reference rows show the floor: the libraries every step imports (Powertools, pydantic with one
+model) and the same plus ``requests`` (deliver's), so a handler's ratio splits into what the
+libraries cost and what ``lambdas/`` adds.
 
-A second table adds what a step does on its first call before any request: building the AWS
+``--asset`` (needs the package index, as ``make package`` does) measures the real thing: two Lambda
+assets bundled by ``infrastructure/bundling.py`` for this machine's Python and architecture, one
+source only (as the asset shipped before it carried bytecode: Lambda cannot write bytecode into its
+read-only ``/var/task``, so every cold start compiled every module it imported) and one with the
+bytecode the bundler now compiles. Each is imported by ``python -I -S -B`` with only the asset and
+the runtime-provided boto3 on ``sys.path``, as on Lambda.
+
+A last table adds what a step does on its first call before any request: building the AWS
 clients it uses (handlers build them lazily, so this moves cost from import to first call;
 the totals are compared with ``import boto3`` plus building the same clients).
 
-    .venv/bin/python bench/cold_start.py [--rounds 15]
+    .venv/bin/python bench/cold_start.py [--rounds 15] [--asset]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import platform
 import statistics
 import subprocess
 import sys
+import sysconfig
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from infrastructure.bundling import PIP_PLATFORMS, LocalPipBundling  # noqa: E402
+
 HANDLERS = {
     "ingest": ("lambdas.ingest.handler", ("stepfunctions",)),
     "validate": ("lambdas.validate.handler", ()),
@@ -50,10 +65,10 @@ FLOORS = {
 built), and the same plus ``requests``, which only deliver needs: the part of a handler's import no change
 inside ``lambdas/`` can remove."""
 
-IMPORT_ONLY = """
+TIMED = """
 import time
 started = time.perf_counter()
-import {module}
+{code}
 print(time.perf_counter() - started)
 """
 
@@ -73,35 +88,31 @@ for name, loaded in list(sys.modules.items()):
 print(spent)
 """
 
-TIMED = """
-import time
-started = time.perf_counter()
-{code}
-print(time.perf_counter() - started)
+ON_SYS_PATH = """
+import sys
+sys.path[:0] = [{asset!r}]
+sys.path.append({runtime!r})
 """
+"""``python -I -S`` has only the standard library: put the asset first and the runtime's boto3 last, as Lambda does."""
 
-WITH_CLIENTS = """
-import time
-started = time.perf_counter()
-import {module}
-{build}
-print(time.perf_counter() - started)
-"""
+LAMBDA_ENV = {
+    "LAMBDA_TASK_ROOT": str(ROOT),
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+}
 
 
-def run(code: str) -> float:
+def run(code: str, *, cache: Path | None = None, isolated: bool = False) -> float:
     """Seconds reported by ``code`` in a fresh interpreter with a Lambda-like environment."""
-    env = {
-        **os.environ,
-        "LAMBDA_TASK_ROOT": str(ROOT),
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        # As on Lambda: the asset ships no .pyc and /var/task is read-only, so lambdas/ compiles on every start.
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
+    env = {**os.environ, **LAMBDA_ENV}
     env.pop("POWERTOOLS_TRACE_DISABLED", None)
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if cache is not None:
+        env["PYTHONPYCACHEPREFIX"] = str(cache)
+    flags = ["-I", "-S", "-B"] if isolated else []
+    command = [sys.executable, *flags, "-c", code]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     return float(result.stdout.strip().splitlines()[-1])
 
 
@@ -113,38 +124,63 @@ def build_clients(services: tuple[str, ...], *, shared: bool) -> str:
     return "import boto3.session\ns = boto3.session.Session()\n" + "\n".join(f"s.client({name!r})" for name in services)
 
 
-def measure(rounds: int) -> dict[str, dict[str, list[float]]]:
+def measure(rounds: int, cache: Path) -> dict[str, dict[str, list[float]]]:
     times: dict[str, dict[str, list[float]]] = {"import": {}, "compile": {}, "floor": {}, "clients": {}}
+    for module, _ in HANDLERS.values():
+        run(TIMED.format(code=f"import {module}"), cache=cache)  # fills the bytecode cache, as the asset ships it
     for _ in range(rounds):
-        times["import"].setdefault(BASELINE, []).append(run(IMPORT_ONLY.format(module=BASELINE)))
+        times["import"].setdefault(BASELINE, []).append(run(TIMED.format(code=f"import {BASELINE}"), cache=cache))
         for floor, code in FLOORS.items():
-            times["floor"].setdefault(floor, []).append(run(TIMED.format(code=code)))
+            times["floor"].setdefault(floor, []).append(run(TIMED.format(code=code), cache=cache))
         for step, (module, services) in HANDLERS.items():
-            times["import"].setdefault(step, []).append(run(IMPORT_ONLY.format(module=module)))
-            times["compile"].setdefault(step, []).append(run(COMPILE_ONLY.format(module=module)))
+            times["import"].setdefault(step, []).append(run(TIMED.format(code=f"import {module}"), cache=cache))
+            times["compile"].setdefault(step, []).append(run(COMPILE_ONLY.format(module=module), cache=cache))
             if services:
-                baseline = WITH_CLIENTS.format(module=BASELINE, build=build_clients(services, shared=False))
-                times["clients"].setdefault(f"{BASELINE}+{step}", []).append(run(baseline))
-                code = WITH_CLIENTS.format(
-                    module=f"{module}, lambdas.shared.aws", build=build_clients(services, shared=True)
+                baseline = f"import {BASELINE}\n" + build_clients(services, shared=False)
+                times["clients"].setdefault(f"{BASELINE}+{step}", []).append(
+                    run(TIMED.format(code=baseline), cache=cache)
                 )
-                times["clients"].setdefault(step, []).append(run(code))
+                ours = f"import {module}, lambdas.shared.aws\n" + build_clients(services, shared=True)
+                times["clients"].setdefault(step, []).append(run(TIMED.format(code=ours), cache=cache))
     return times
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15, help="fresh processes per module (median taken)")
-    args = parser.parse_args(argv)
-    times = measure(args.rounds)
+def build_assets(scratch: Path) -> dict[str, Path]:
+    """The Lambda asset for this machine's Python and architecture, as bundled without and with bytecode."""
+    architecture = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assets: dict[str, Path] = {}
+    for label, bytecode in (("source only", False), ("with bytecode", True)):
+        target = scratch / label.replace(" ", "-")
+        target.mkdir()
+        bundler = LocalPipBundling(platform=PIP_PLATFORMS[architecture], python_version=version, bytecode=bytecode)
+        bundler.try_bundle(str(target), None)
+        assets[label] = target
+    return assets
+
+
+def measure_assets(rounds: int, assets: dict[str, Path]) -> dict[str, list[float]]:
+    runtime = sysconfig.get_paths()["purelib"]  # where this virtualenv's boto3 stands in for the runtime's
+    times: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        code = ON_SYS_PATH.format(asset="", runtime=runtime) + TIMED.format(code=f"import {BASELINE}")
+        times.setdefault(BASELINE, []).append(run(code, isolated=True))
+        for label, asset in assets.items():
+            for step, (module, _) in HANDLERS.items():
+                code = ON_SYS_PATH.format(asset=str(asset), runtime=runtime) + TIMED.format(code=f"import {module}")
+                times.setdefault(f"{step}|{label}", []).append(run(code, isolated=True))
+    return times
+
+
+def report(times: dict[str, dict[str, list[float]]], rounds: int) -> None:
     base = statistics.median(times["import"][BASELINE])
-    print(f"import, fresh process, LAMBDA_TASK_ROOT set, median of {args.rounds} rounds")
-    print(f"{'module':<14} {'median ms':>10} {'x import boto3':>15} {'compiling lambdas/ ms':>22}")
+    print(f"import, fresh process, LAMBDA_TASK_ROOT set, bytecode as the asset ships it, median of {rounds} rounds")
+    print(f"{'module':<14} {'median ms':>10} {'x import boto3':>15} {'+ compiling lambdas/ ms':>24}")
     print(f"{'boto3':<14} {base * 1000:>10.0f} {1.0:>15.2f}")
     for step in HANDLERS:
         median = statistics.median(times["import"][step])
         compiling = statistics.median(times["compile"][step])
-        print(f"{step:<14} {median * 1000:>10.0f} {median / base:>15.2f} {compiling * 1000:>22.0f}")
+        print(f"{step:<14} {median * 1000:>10.0f} {median / base:>15.2f} {compiling * 1000:>24.0f}")
     print()
     print("the libraries alone (no line of lambdas/), same conditions")
     for floor in FLOORS:
@@ -159,6 +195,32 @@ def main(argv: list[str] | None = None) -> None:
         ours = statistics.median(times["clients"][step])
         theirs = statistics.median(times["clients"][f"{BASELINE}+{step}"])
         print(f"{step:<14} {ours * 1000:>10.0f} {theirs * 1000:>16.0f} {ours / theirs:>7.2f}")
+
+
+def report_assets(times: dict[str, list[float]], labels: list[str], rounds: int) -> None:
+    base = statistics.median(times[BASELINE])
+    print()
+    print(f"import from the bundled Lambda asset (python -I -S -B, asset + runtime boto3), median of {rounds} rounds")
+    print(f"{'step':<14}" + "".join(f" {label + ' ms':>20} {'x boto3':>8}" for label in labels))
+    print(f"{'boto3':<14} {base * 1000:>20.0f} {1.0:>8.2f}")
+    for step in HANDLERS:
+        row = f"{step:<14}"
+        for label in labels:
+            median = statistics.median(times[f"{step}|{label}"])
+            row += f" {median * 1000:>20.0f} {median / base:>8.2f}"
+        print(row)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15, help="fresh processes per module (median taken)")
+    parser.add_argument("--asset", action="store_true", help="also measure real bundled assets (needs PyPI)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="notiflow-cold-start-") as scratch:
+        report(measure(args.rounds, Path(scratch) / "pycache"), args.rounds)
+        if args.asset:
+            assets = build_assets(Path(scratch))
+            report_assets(measure_assets(args.rounds, assets), list(assets), args.rounds)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
+import marshal
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from infrastructure.bundling import (
+    LAMBDA_TASK_ROOT,
+    NO_BYTECODE,
     PIP_PLATFORM,
     RUNTIME_PROVIDED,
     BundlingError,
@@ -66,6 +72,7 @@ def test_bundling_installs_wheels_and_copies_the_package_without_clutter(tmp_pat
         requirements=(locked(wheel),),
         source=source_tree(tmp_path / "src"),
         pip_options=("--no-index", "--find-links", str(wheels)),
+        bytecode=False,
     )
     asset = tmp_path / "asset"
     asset.mkdir()
@@ -173,3 +180,91 @@ def test_the_real_lambdas_package_lands_where_the_handler_strings_point(tmp_path
     for step in (STEP_INGEST, *WORKFLOW_STEPS):
         assert (tmp_path / "lambdas" / step / "handler.py").is_file()
     assert (tmp_path / "lambdas" / "shared" / "constants.py").is_file()
+
+
+THIS_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def _offline_bundler(tmp_path: Path, python_version: str) -> LocalPipBundling:
+    wheels = tmp_path / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    wheel = build_wheel(wheels)
+    return LocalPipBundling(
+        requirements=(locked(wheel),),
+        source=source_tree(tmp_path / "src"),
+        python_version=python_version,
+        pip_options=("--no-index", "--find-links", str(wheels)),
+    )
+
+
+def _bundle(bundler: LocalPipBundling, asset: Path) -> Path:
+    asset.mkdir()
+    assert bundler.try_bundle(str(asset), None) is True
+    return asset
+
+
+def test_the_asset_carries_unchecked_bytecode_naming_its_sources_by_their_lambda_path(tmp_path):
+    # Given a bundler for a runtime whose Python this machine has
+    bundler = _offline_bundler(tmp_path, THIS_PYTHON)
+    # When the asset is bundled
+    asset = _bundle(bundler, tmp_path / "asset")
+    # Then every module has bytecode beside it, hash-based and unchecked (PEP 552 flags 0b01: Lambda's
+    # /var/task never changes, so nothing is compared at import), naming its source as Lambda sees it
+    sources = sorted(asset.rglob("*.py"))
+    assert {path.relative_to(asset).as_posix() for path in sources} >= {
+        "lambdas/deliver/handler.py",
+        "notiflowprobe/__init__.py",
+    }
+    for source in sources:
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        data = cached.read_bytes()
+        assert data[:4] == importlib.util.MAGIC_NUMBER
+        assert int.from_bytes(data[4:8], "little") == 0b01
+        code = marshal.loads(data[16:])  # noqa: S302 - bytecode this test just compiled
+        assert code.co_filename == f"{LAMBDA_TASK_ROOT}/{source.relative_to(asset).as_posix()}"
+    # And the stale bytecode of the working copy was not carried over: the handler's is real
+    handler = Path(importlib.util.cache_from_source(str(asset / "lambdas" / "deliver" / "handler.py")))
+    assert handler.read_bytes() != b"\x00"
+
+
+def test_the_runtime_runs_the_shipped_bytecode_without_compiling(tmp_path):
+    # Given a bundled asset whose handler source is then changed (unchecked bytecode is never compared with it)
+    asset = _bundle(_offline_bundler(tmp_path, THIS_PYTHON), tmp_path / "asset")
+    handler = asset / "lambdas" / "deliver" / "handler.py"
+    handler.write_text("def lambda_handler(event, context):\n    return 'compiled from source'\n")
+    # When a fresh interpreter that may not write bytecode imports the handler from it, as Lambda does
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "import lambdas.deliver.handler as h\n"
+        "print(h.lambda_handler({'ok': 1}, None))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", probe, str(asset)], capture_output=True, text=True, check=True
+    )
+    # Then it ran the shipped bytecode, not the source
+    assert done.stdout.strip() == "{'ok': 1}"
+
+
+def test_the_same_sources_give_the_same_bytecode(tmp_path):
+    # Given two bundles of the same sources, in different directories
+    first = _bundle(_offline_bundler(tmp_path / "a", THIS_PYTHON), tmp_path / "a" / "asset")
+    second = _bundle(_offline_bundler(tmp_path / "b", THIS_PYTHON), tmp_path / "b" / "asset")
+
+    # Then their bytecode is byte for byte the same (the asset hash is the output's)
+    def pycs(root: Path) -> dict[str, bytes]:
+        return {path.relative_to(root).as_posix(): path.read_bytes() for path in root.rglob("*.pyc")}
+
+    assert pycs(first)
+    assert pycs(first) == pycs(second)
+
+
+def test_without_the_runtimes_python_the_asset_ships_source_and_the_synth_says_so(tmp_path, capfd):
+    # Given a bundler for a Python this machine does not have
+    bundler = _offline_bundler(tmp_path, "3.99")
+    # When the asset is bundled
+    asset = _bundle(bundler, tmp_path / "asset")
+    # Then it holds source only, and the synth output says why and what to do
+    assert not list(asset.rglob("*.pyc"))
+    said = capfd.readouterr().err
+    assert NO_BYTECODE in said
+    assert "python3.99" in said
