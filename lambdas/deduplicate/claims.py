@@ -13,8 +13,8 @@ the claim over and continues the attempt count. A Standard claim never expires.
 from __future__ import annotations
 
 from lambdas.shared.constants import RecordStatus
+from lambdas.shared.contracts.deduplicate import ClaimRequest, ClaimResult
 from lambdas.shared.dal.notifications import NotificationStore
-from lambdas.shared.models import ClaimRequest, ClaimResult
 from lambdas.shared.record import NotificationRecord
 
 

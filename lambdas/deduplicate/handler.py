@@ -8,9 +8,9 @@ from pydantic import ValidationError
 
 from lambdas.deduplicate.claims import claim
 from lambdas.shared.config import get_settings
+from lambdas.shared.contracts.deduplicate import ClaimRequest
 from lambdas.shared.dal.notifications import NotificationStore
 from lambdas.shared.errors import InvalidNotificationError
-from lambdas.shared.models import ClaimRequest
 from lambdas.shared.observability import bind_run, lambda_entry, logger, metrics
 
 if TYPE_CHECKING:

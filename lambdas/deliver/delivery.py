@@ -14,8 +14,9 @@ from lambdas.shared import aws
 from lambdas.shared.aws import process_cache
 from lambdas.shared.clock import utc_iso
 from lambdas.shared.config import Settings, get_settings
+from lambdas.shared.contracts.deliver import DeliverRequest
 from lambdas.shared.dal.notifications import NotificationStore
-from lambdas.shared.models import Category, DeliverRequest, DeliveryOutcome, Notification
+from lambdas.shared.models import Category, DeliveryOutcome, Notification
 from lambdas.shared.observability import logger, metrics
 from lambdas.shared.record import AttemptLogEntry
 

@@ -17,8 +17,9 @@ from lambdas.deliver.delivery import deliver
 from lambdas.deliver.result import retry_after_wait, to_message, to_result
 from lambdas.shared.clock import utc_iso
 from lambdas.shared.config import host_key
+from lambdas.shared.contracts.deliver import DeliverRequest
 from lambdas.shared.errors import DeliveryPermanentError, DeliveryRetryableError, DeliveryThrottledError
-from lambdas.shared.models import Category, DeliverRequest, DeliveryOutcome
+from lambdas.shared.models import Category, DeliveryOutcome
 from lambdas.shared.observability import annotate, bind_run, lambda_entry, logger, metrics
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 
+from lambdas.shared.contracts.failure_gate import GateDecision, GateRequest
 from lambdas.shared.errors import DeliveryFailedError, DeliveryPermanentError, DeliveryRetryableError, NotiflowError
-from lambdas.shared.models import GateDecision, GateRequest
 
 _KNOWN: dict[str, type[NotiflowError]] = {
     cls.__name__: cls for cls in (DeliveryRetryableError, DeliveryPermanentError, DeliveryFailedError)

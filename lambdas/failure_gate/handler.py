@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from lambdas.failure_gate.gate import decide
+from lambdas.shared.contracts.failure_gate import GateRequest
 from lambdas.shared.errors import DeliveryFailedError
-from lambdas.shared.models import GateRequest
 from lambdas.shared.observability import bind_run, lambda_entry, logger, metrics
 
 if TYPE_CHECKING:

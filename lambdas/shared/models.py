@@ -1,14 +1,15 @@
-"""Typed models: the notification contract, the delivery outcome, each state's input and output.
+"""Typed models of the notification contract and the delivery outcome, shared by every step.
 
-The notification contract is documented in README.md; the limits below are the
-single source of those numbers.
+The notification contract is documented in README.md; the limits below are the single source of
+those numbers. What each state sends a step and gets back lives in :mod:`lambdas.shared.contracts`,
+one module per step.
 """
 
 from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Any, Final, Literal
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -111,29 +112,8 @@ class DeliveryOutcome(BaseModel):
     responseBodyExcerpt: str | None = None
 
 
-class ExecutionInput(BaseModel):
-    """What ingest passes to either workflow; ``notification`` is the parsed body, unvalidated.
-
-    A Standard run started by the fast path gets the same fields (and, for a hand-over, the
-    Express run's first outcome besides them, which Validate does not read).
-    """
-
-    model_config = ConfigDict(extra="allow")
-
-    notificationId: str
-    notification: Any = None
-    rawBody: str | None = None
-    parseError: str | None = None
-    source: dict[str, Any] = Field(default_factory=dict)
-    replay: bool = False
-    expiresAt: int = Field(description="epoch seconds after which DynamoDB may expire the record")
-    fastPathExecutionArn: str | None = Field(
-        default=None, description="the Express run that started this Standard run (None when ingest did)"
-    )
-
-
 def notification_id_of_input(execution_input: str | None) -> str | None:
-    """The ``notificationId`` an execution input (an :class:`ExecutionInput` as JSON) carries, or None.
+    """The ``notificationId`` an execution input (``contracts.validate.ExecutionInput`` as JSON) carries, or None.
 
     Readers of runs (the reconciler, the operator tools, the console) see the input as text, possibly
     truncated or hostile, so this never raises.
@@ -144,102 +124,3 @@ def notification_id_of_input(execution_input: str | None) -> str | None:
         return None
     value = parsed.get("notificationId") if isinstance(parsed, dict) else None
     return value if isinstance(value, str) and value else None
-
-
-class RetryAfterCount(BaseModel):
-    """Retry-After waits honoured so far in this run (the workflow adds the seconds of the next one)."""
-
-    waits: int = Field(default=0, ge=0)
-
-
-class ValidatedInput(BaseModel):
-    """Validate's output: the state the rest of either workflow works on.
-
-    Besides the normalized notification it starts the run's Retry-After count and carries the
-    fast-path link, so no state downstream needs a Pass state to initialise them.
-    """
-
-    notificationId: str
-    notification: Notification
-    source: dict[str, Any] = Field(default_factory=dict)
-    replay: bool = False
-    expiresAt: int
-    retryAfter: RetryAfterCount = Field(default_factory=RetryAfterCount)
-    fastPathExecutionArn: str | None = None
-
-
-class ClaimLease(BaseModel):
-    """How long an Express run's claim holds: until its run (and any invocation it started) must be over."""
-
-    seconds: int = Field(ge=1, description="from the run's start; the definition renders it from the timeouts")
-    startedAt: str = Field(description="$$.Execution.StartTime of the claiming run")
-
-
-class ClaimRequest(BaseModel):
-    """Deduplicate's input, from either workflow.
-
-    An Express run sends ``lease`` (its claim expires, so a later run can take it over after a
-    crash) and ``standardExecutionArn`` (the run a hand-over would start). A Standard run sends
-    ``handedOverBy``: the Express run that handed it over, whose claim it may take.
-    """
-
-    notificationId: str
-    executionId: str
-    replay: bool = False
-    expiresAt: int
-    notification: Notification
-    lease: ClaimLease | None = None
-    standardExecutionArn: str | None = None
-    handedOverBy: str | None = None
-
-
-class ClaimResult(BaseModel):
-    """Deduplicate's output: whether this execution owns the notification."""
-
-    claimed: bool
-    duplicate: bool
-    reason: str
-    handedOver: bool = Field(
-        default=False, description="the record is PROCESSING under the Standard run a hand-over starts"
-    )
-    takenOver: bool = Field(default=False, description="claimed from a crashed Express run whose lease expired")
-    busy: bool = Field(default=False, description="another Express run holds a live claim (its lease has not ended)")
-    existingStatus: str | None = None
-    existingExecutionArn: str | None = None
-
-
-class DeliverRequest(BaseModel):
-    """Deliver's input; ``retryCount`` is ``$$.State.RetryCount`` of the Deliver state."""
-
-    notification: Notification
-    executionId: str
-    retryCount: int = Field(default=0, ge=0)
-    retryAfterWaits: int = Field(default=0, ge=0, description="Retry-After waits already honoured in this run")
-    maxRetryAfterWaits: int = Field(default=0, ge=0, description="how many the workflow honours at most")
-    maxRetryAfterSeconds: int = Field(
-        ge=1, description="longest single Retry-After wait honoured; the definition sets it (its one home)"
-    )
-
-
-class StateError(BaseModel):
-    """The ``{Error, Cause}`` object a Catch writes into the state."""
-
-    Error: str
-    Cause: str | None = None
-
-
-class GateRequest(BaseModel):
-    """Failure gate input: live redrive count vs. the count when the failure was recorded."""
-
-    notificationId: str
-    executionId: str
-    redriveCount: int = Field(ge=0)
-    failedAtRedriveCount: int = Field(ge=0)
-    error: StateError
-
-
-class GateDecision(BaseModel):
-    """Failure gate output on a redrive: reopen the notification and deliver again."""
-
-    reopen: Literal[True] = True
-    redriveCount: int

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from lambdas.shared.config import Settings
+from lambdas.shared.contracts.validate import ExecutionInput, ValidatedInput
 from lambdas.shared.errors import InvalidNotificationError
 from lambdas.shared.models import (
     MAX_HEADER_NAME_LENGTH,
@@ -22,9 +23,7 @@ from lambdas.shared.models import (
     MAX_HEADERS_BYTES,
     MAX_NESTING_DEPTH,
     MAX_NOTIFICATION_BYTES,
-    ExecutionInput,
     Notification,
-    ValidatedInput,
 )
 from lambdas.shared.nesting import value_exceeds
 from lambdas.shared.ssrf import host_problem

@@ -10,8 +10,9 @@ import pytest
 from lambdas.deduplicate.claims import claim
 from lambdas.deduplicate.handler import lambda_handler
 from lambdas.shared.constants import RecordStatus
+from lambdas.shared.contracts.deduplicate import ClaimLease, ClaimRequest
 from lambdas.shared.dal.notifications import NotificationStore
-from lambdas.shared.models import ClaimLease, ClaimRequest, HttpMethod, Notification
+from lambdas.shared.models import HttpMethod, Notification
 from tests.conftest import TEST_TABLE
 from tests.support import load_event
 

@@ -9,8 +9,8 @@ import pytest
 
 from lambdas.failure_gate.gate import decide
 from lambdas.failure_gate.handler import lambda_handler
+from lambdas.shared.contracts.failure_gate import GateRequest
 from lambdas.shared.errors import DeliveryFailedError, DeliveryPermanentError, DeliveryRetryableError
-from lambdas.shared.models import GateRequest
 
 OUTCOME = {"success": False, "category": "SERVER_ERROR", "statusCode": 503, "retryEligible": True}
 CAUSE = json.dumps(

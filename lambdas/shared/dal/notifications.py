@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
@@ -31,8 +31,11 @@ from lambdas.shared.constants import (
 from lambdas.shared.dal.codec import AttributeValue, to_attribute_value
 from lambdas.shared.dal.table import CONDITION_FAILED, TableAccess, error_code, storage_errors
 from lambdas.shared.errors import StorageError
-from lambdas.shared.models import Category, ClaimRequest
+from lambdas.shared.models import Category
 from lambdas.shared.record import ATTEMPT_LOG_HEAD, ATTEMPT_LOG_MAX, AttemptLogEntry, NotificationRecord
+
+if TYPE_CHECKING:
+    from lambdas.shared.contracts.deduplicate import ClaimRequest
 
 _OWNED: Final = "executionArn = :exec AND #status = :processing"
 _STATUS: Final = {"#status": "status"}

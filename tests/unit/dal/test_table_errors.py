@@ -30,7 +30,9 @@ class _Failing:
         return call
 
 
-@pytest.mark.parametrize("code", ["ProvisionedThroughputExceededException", "ThrottlingException", "InternalServerError"])
+@pytest.mark.parametrize(
+    "code", ["ProvisionedThroughputExceededException", "ThrottlingException", "InternalServerError"]
+)
 def test_throttling_becomes_storage_error_naming_the_code(code: str) -> None:
     with pytest.raises(StorageError, match=f"{code} on update_item"), storage_errors("update_item"):
         raise _client_error(code)
@@ -56,7 +58,7 @@ def test_both_tables_map_throttling_on_every_call(store: type[NotificationStore]
 
 def test_a_refused_condition_on_the_notifications_table_is_not_a_storage_error() -> None:
     store = NotificationStore("t", client=_Failing(_client_error("ConditionalCheckFailedException")))
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(Exception, match="condition failed") as raised:
         store._call("update_item", Key={})
     assert not isinstance(raised.value, StorageError)
     assert type(raised.value).__name__ == "_ConditionFailedError"
