@@ -109,8 +109,8 @@ class LocalPipBundling:
         answer = subprocess.run(probe, capture_output=True, text=True, check=False)  # noqa: S603
         return candidate if answer.returncode == 0 and answer.stdout.strip() == self.python_version else None
 
-    def compile_bytecode(self, target: Path) -> bool:
-        """Compile every module of the asset as the runtime loads it; False (and a warning) without an interpreter."""
+    def compile_bytecode(self, target: Path) -> None:
+        """Compile every module of the asset as the runtime loads it; without an interpreter, warn and ship source."""
         compiler = self.compiler()
         if compiler is None:
             print(
@@ -119,7 +119,7 @@ class LocalPipBundling:
                 "synth again.",
                 file=sys.stderr,
             )
-            return False
+            return
         command = [compiler, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash"]
         command += ["-s", str(target), "-p", LAMBDA_TASK_ROOT, str(target)]
         environment = {**os.environ, "PYTHONHASHSEED": "0"}  # set and frozenset constants marshal in one order
@@ -130,7 +130,6 @@ class LocalPipBundling:
                 f"compileall could not compile the Lambda asset with {compiler} (exit {result.returncode}).\n"
                 + "\n".join(f"  compileall: {line}" for line in said)
             )
-        return True
 
     def pip_command(self, target: Path, requirements_file: Path) -> list[str]:
         """The pip invocation: wheels for the Lambda platform only, no bytecode, every file hash-checked."""
