@@ -41,8 +41,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from infrastructure.bundling import PIP_PLATFORMS, LocalPipBundling  # noqa: E402
-
 HANDLERS = {
     "ingest": ("lambdas.ingest.handler", ("stepfunctions",)),
     "validate": ("lambdas.validate.handler", ()),
@@ -147,6 +145,8 @@ def measure(rounds: int, cache: Path) -> dict[str, dict[str, list[float]]]:
 
 def build_assets(scratch: Path) -> dict[str, Path]:
     """The Lambda asset for this machine's Python and architecture, as bundled without and with bytecode."""
+    from infrastructure.bundling import PIP_PLATFORMS, LocalPipBundling  # the CDK toolchain, only for --asset
+
     architecture = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine()]
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     assets: dict[str, Path] = {}
